@@ -1,0 +1,715 @@
+"""The ``AnnData`` class: an annotated data matrix (observations × variables).
+
+Hooks for backed mode (owned by ``annio.io.backed``): when ``filename`` is given, the
+constructor calls ``annio.io.backed.open_backed(adata, filename, filemode)``, which must set
+``adata._file`` to a file manager with ``filename``, ``is_open``, ``open()``, ``close()``,
+``get_X()``, ``set_X(value)`` and ``get_raw_X()``. Everything else reads X through
+:meth:`AnnData._get_actual_X`, so in-memory objects never touch the I/O layer.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from annio.core.aligned import AlignedMapping, AxisArrays, Layers, PairwiseArrays, coerce_array
+from annio.core.index import compose_index, index_length, normalize_indices, subset_2d, subset_axis
+from annio.core.names import (
+    is_lazy_frame,
+    make_dim_frame,
+    make_index_unique,
+    prep_dim_index,
+    string_columns_to_convert,
+    strings_to_categoricals,
+    warn_names_duplicates,
+)
+from annio.core.raw import Raw, _dense
+from annio.core.views import ElementRef, actualize_view, as_view, copy_element, to_actual
+from annio.settings import settings
+
+__all__ = ["AnnData"]
+
+_MAPPINGS = ("obsm", "varm", "obsp", "varp", "layers")
+_STATE = ("_is_view", "_adata_ref", "_oidx", "_vidx", "_X", "_obs", "_var", "_uns", "_raw", "_file") + tuple(
+    f"_{m}" for m in _MAPPINGS
+)
+
+
+class _NoFile:
+    """The file manager of an in-memory AnnData: no file."""
+
+    filename = None
+    filemode = None
+    is_open = False
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        raise ValueError("This AnnData object is not backed by a file.")
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "Backing file manager: no file is set."
+
+
+def _new_mapping(attr: str, parent: Any, data: Mapping | None = None, *, validate: bool = True) -> AlignedMapping:
+    factory = {
+        "obsm": lambda: AxisArrays(parent, 0),
+        "varm": lambda: AxisArrays(parent, 1),
+        "obsp": lambda: PairwiseArrays(parent, 0),
+        "varp": lambda: PairwiseArrays(parent, 1),
+        "layers": lambda: Layers(parent),
+    }[attr]
+    mapping = factory()
+    if data is not None:
+        if validate:
+            mapping.update({k: to_actual(v) for k, v in dict(data).items()})
+        else:
+            mapping._data = dict(data)
+    return mapping
+
+
+def _check_X(X: Any) -> Any:
+    X = coerce_array(X, name="X", allow_array_like=False)
+    if len(X.shape) != 2:
+        raise ValueError(f"X needs to be 2-dimensional, not {len(X.shape)}-dimensional.")
+    return X
+
+
+class AnnData:
+    """An annotated data matrix: ``X`` (n_obs × n_vars) with ``obs``/``var`` tables and more.
+
+    Parameters
+    ----------
+    X
+        Data matrix: numpy array, scipy CSR/CSC sparse matrix or array, dask array, h5py or
+        zarr array, or a DataFrame (whose index/columns become obs/var names).
+    obs, var
+        Observation / variable annotation: DataFrame, mapping of columns, or None.
+    uns
+        Unstructured annotation (a dict).
+    obsm, varm
+        Multi-dimensional annotation aligned to the observations / variables.
+    layers
+        Further matrices with the shape of X.
+    raw
+        A frozen earlier state (``Raw``, AnnData or a mapping with X/var/varm).
+    obsp, varp
+        Pairwise (square) annotation of observations / variables.
+    shape
+        ``(n_obs, n_vars)`` when X is None.
+    filename, filemode
+        Open in backed mode (X stays on disk); needs ``annio.io``.
+    """
+
+    def __init__(
+        self,
+        X: Any = None,
+        obs: pd.DataFrame | Mapping | None = None,
+        var: pd.DataFrame | Mapping | None = None,
+        uns: Mapping | None = None,
+        obsm: Mapping | None = None,
+        varm: Mapping | None = None,
+        layers: Mapping | None = None,
+        raw: Any = None,
+        obsp: Mapping | None = None,
+        varp: Mapping | None = None,
+        shape: tuple[int, int] | None = None,
+        *,
+        filename: Any = None,
+        filemode: Literal["r", "r+"] | None = None,
+    ) -> None:
+        if isinstance(X, AnnData):
+            if any(x is not None for x in (obs, var, uns, obsm, varm, layers, raw, obsp, varp, shape)):
+                raise ValueError("If `X` is an AnnData object, no further arguments must be provided.")
+            src = X.copy() if X.is_view else X
+            X, obs, var, uns, raw = src.X, src.obs, src.var, src.uns, src.raw
+            obsm, varm, obsp, varp, layers = (getattr(src, m).as_dict() for m in _MAPPINGS)
+        self._init_empty()
+        if filename is not None:
+            from annio.io import backed  # noqa: PLC0415 - optional I/O layer, imported lazily
+
+            backed.open_backed(self, filename, filemode)
+        if isinstance(X, pd.DataFrame):
+            obs = pd.DataFrame(index=X.index) if obs is None else obs
+            var = pd.DataFrame(index=X.columns) if var is None else var
+            X = X.to_numpy()
+        if X is not None:
+            if shape is not None:
+                raise ValueError("`shape` needs to be `None` if `X` is not `None`.")
+            X = _check_X(to_actual(X))
+        n_obs, n_vars = X.shape if X is not None else (shape if shape is not None else (None, None))
+        self._obs = make_dim_frame(to_actual(obs), "obs", n_obs)
+        self._var = make_dim_frame(to_actual(var), "var", n_vars)
+        for attr, df, n, dim in (("obs", self._obs, n_obs, "rows"), ("var", self._var, n_vars, "columns")):
+            if n is not None and df.shape[0] != n:
+                if X is None:
+                    raise ValueError(f"`shape` is inconsistent with `{attr}` ({df.shape[0]} rows instead of {n})")
+                raise ValueError(
+                    f"Observations annot. `{attr}` must have as many rows as `X` has {dim} ({n}), "
+                    f"but has {df.shape[0]} rows."
+                )
+        if X is not None and not self.isbacked:
+            self._X = X
+        self._uns = uns if isinstance(uns, dict) else dict(to_actual(uns) or {})
+        for attr, value in zip(_MAPPINGS, (obsm, varm, obsp, varp, layers), strict=True):
+            setattr(self, f"_{attr}", _new_mapping(attr, self, value))
+        self.raw = raw
+        self._check_uniqueness()
+
+    # -- internal state ----------------------------------------------------------------
+    def _init_empty(self) -> None:
+        for name in _STATE:
+            setattr(self, name, None)
+        self._is_view = False
+        self._uns = {}
+        self._file = _NoFile()
+
+    @classmethod
+    def _from_parts(cls, *, X: Any, obs: Any, var: Any, uns: dict, raw: Any = None, **mappings: Mapping) -> AnnData:
+        """Build an AnnData from already validated, owned parts (no checks, no copies)."""
+        adata = cls.__new__(cls)
+        adata._init_empty()
+        adata._X, adata._obs, adata._var, adata._uns = X, obs, var, uns
+        for attr in _MAPPINGS:
+            setattr(adata, f"_{attr}", _new_mapping(attr, adata, mappings.get(attr), validate=False))
+        if raw is not None:
+            adata._raw = Raw._from_parts(adata, raw.X, raw.var, raw.varm.as_dict(), None)
+        return adata
+
+    def _init_as_actual_from(self, other: AnnData) -> None:
+        """Turn this object (typically a view) into ``other``'s state (copy-on-write)."""
+        for name in _STATE:
+            setattr(self, name, getattr(other, name))
+        for attr in _MAPPINGS:
+            getattr(self, f"_{attr}")._parent = self
+        if self._raw is not None:
+            self._raw._adata = self
+
+    def _init_as_view(self, ref: AnnData, oidx: Any, vidx: Any) -> None:
+        self._init_empty()
+        self._is_view, self._adata_ref, self._oidx, self._vidx = True, ref, oidx, vidx
+        self._file = ref._file
+        obs, var, uns = subset_axis(ref.obs, oidx, 0), subset_axis(ref.var, vidx, 0), ref._uns
+        if settings.remove_unused_categories:
+            from annio.core.views import drop_unused_categories
+
+            obs, uns = drop_unused_categories(ref.obs, obs, uns)
+            var, uns = drop_unused_categories(ref.var, var, uns)
+        self._obs = as_view(obs, ElementRef(self, "obs"))
+        self._var = as_view(var, ElementRef(self, "var"))
+        self._uns = uns
+
+    def _check_uniqueness(self) -> None:
+        if not settings.check_uniqueness:
+            return
+        for attr in ("obs", "var"):
+            if not getattr(self, f"{attr}_names").is_unique:
+                warn_names_duplicates(attr)
+
+    def _actualize_silently(self) -> None:
+        if self.is_view:
+            self._init_as_actual_from(self.copy())
+
+    # -- backed-mode hooks -----------------------------------------------------------
+    def _get_actual_X(self) -> Any:
+        if self._X is None and self.isbacked:
+            return self._file.get_X()
+        return self._X
+
+    def _backed_raw_X(self) -> Any:
+        return self._file.get_raw_X()
+
+    # -- shape and names ---------------------------------------------------------------
+    @property
+    def is_view(self) -> bool:
+        """Whether this object is a view of another AnnData."""
+        return self._is_view
+
+    @property
+    def isbacked(self) -> bool:
+        """Whether X is stored in a file (backed mode)."""
+        return self._file.filename is not None
+
+    @property
+    def file(self) -> Any:
+        """The backing file manager (without a file for in-memory objects)."""
+        return self._file
+
+    @property
+    def filename(self) -> Any:
+        """Path of the backing file, or None in memory."""
+        return self._file.filename
+
+    @filename.setter
+    def filename(self, value: Any) -> None:
+        if value is None and not self.isbacked:
+            return
+        from annio.io import backed  # noqa: PLC0415
+
+        backed.set_filename(self, value)
+
+    @property
+    def n_obs(self) -> int:
+        """Number of observations."""
+        return self._obs.shape[0]
+
+    @property
+    def n_vars(self) -> int:
+        """Number of variables."""
+        return self._var.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_obs, n_vars)``."""
+        return self.n_obs, self.n_vars
+
+    def __len__(self) -> int:
+        return self.n_obs
+
+    @property
+    def obs_names(self) -> pd.Index:
+        """Names of the observations (``obs.index``)."""
+        return self._obs.index
+
+    @obs_names.setter
+    def obs_names(self, names: Any) -> None:
+        self._set_names("obs", names)
+
+    @property
+    def var_names(self) -> pd.Index:
+        """Names of the variables (``var.index``)."""
+        return self._var.index
+
+    @var_names.setter
+    def var_names(self, names: Any) -> None:
+        self._set_names("var", names)
+
+    def _set_names(self, attr: str, names: Any) -> None:
+        if not isinstance(names, pd.Index):
+            names = pd.Index(names)
+        if not isinstance(names.name, (str, type(None))):
+            raise ValueError(
+                f"AnnData expects .{attr}.index.name to be a string or None, but you passed a name "
+                f"of type {type(names.name).__name__!r}"
+            )
+        n = self.n_obs if attr == "obs" else self.n_vars
+        if len(names) != n:
+            raise ValueError(
+                f"Length of passed value for {attr}_names is {len(names)}, but this AnnData has shape: {self.shape}"
+            )
+        self._actualize_silently()
+        names = prep_dim_index(names, attr)
+        df = getattr(self, f"_{attr}")
+        if is_lazy_frame(df):
+            raise NotImplementedError(f"Cannot set {attr}_names of a lazy {attr} frame.")
+        df.index = names
+        self._sync_frame_indexes(attr)
+        if settings.check_uniqueness and not names.is_unique:
+            warn_names_duplicates(attr)
+
+    def _sync_frame_indexes(self, attr: str) -> None:
+        getattr(self, f"_{attr}m")._sync_index(getattr(self, f"{attr}_names"))
+
+    # -- obs / var / uns -------------------------------------------------------------
+    @property
+    def obs(self) -> pd.DataFrame:
+        """One-dimensional annotation of observations."""
+        return self._obs
+
+    @obs.setter
+    def obs(self, value: Any) -> None:
+        self._set_dim_df("obs", value)
+
+    @obs.deleter
+    def obs(self) -> None:
+        self.obs = pd.DataFrame(index=self.obs_names)
+
+    @property
+    def var(self) -> pd.DataFrame:
+        """One-dimensional annotation of variables."""
+        return self._var
+
+    @var.setter
+    def var(self, value: Any) -> None:
+        self._set_dim_df("var", value)
+
+    @var.deleter
+    def var(self) -> None:
+        self.var = pd.DataFrame(index=self.var_names)
+
+    def _set_dim_df(self, attr: str, value: Any) -> None:
+        n = self.n_obs if attr == "obs" else self.n_vars
+        df = make_dim_frame(to_actual(value), attr, n)
+        if df.shape[0] != n:
+            raise ValueError(f"`shape` is inconsistent with `{attr}` ({df.shape[0]} rows instead of {n})")
+        self._actualize_silently()
+        setattr(self, f"_{attr}", df)
+        self._sync_frame_indexes(attr)
+
+    @property
+    def uns(self) -> Any:
+        """Unstructured annotation (a dict; a copy-on-write ``DictView`` for views)."""
+        if self.is_view:
+            from annio.core.views import DictView
+
+            return DictView(self._uns, ElementRef(self, "uns"))
+        return self._uns
+
+    @uns.setter
+    def uns(self, value: Mapping) -> None:
+        if not isinstance(value, Mapping):
+            raise ValueError("Only mutable mapping types (e.g. dict) are allowed for `.uns`.")
+        self._actualize_silently()
+        self._uns = value if isinstance(value, dict) else to_actual(value)
+
+    @uns.deleter
+    def uns(self) -> None:
+        self.uns = {}
+
+    # -- X ---------------------------------------------------------------------------
+    @property
+    def X(self) -> Any:
+        """Data matrix of shape ``(n_obs, n_vars)`` (or None)."""
+        if self.is_view:
+            ref_X = self._adata_ref._get_actual_X()
+            return as_view(subset_2d(ref_X, self._oidx, self._vidx), ElementRef(self, "X"))
+        return self._get_actual_X()
+
+    @X.setter
+    def X(self, value: Any) -> None:
+        if self.is_view:
+            new = actualize_view(self, "X", stacklevel=3)
+            new.X = value
+            self._init_as_actual_from(new)
+            return
+        if value is not None:
+            value = coerce_array(to_actual(value), name="X")
+            shape = tuple(value.shape)
+            if len(shape) == 1 and 1 in self.shape and shape[0] == max(self.shape):
+                value = value.reshape(self.shape)
+            elif shape != self.shape:
+                raise ValueError(f"Data matrix has wrong shape {shape}, need to be {self.shape}.")
+        if self.isbacked:
+            self._file.set_X(value)
+        else:
+            self._X = value
+
+    @X.deleter
+    def X(self) -> None:
+        self.X = None
+
+    # -- aligned mappings ------------------------------------------------------------
+    def _mapping(self, attr: str) -> Any:
+        if self.is_view:
+            return getattr(self._adata_ref, f"_{attr}")._view(self, self._oidx, self._vidx)
+        return getattr(self, f"_{attr}")
+
+    def _set_mapping(self, attr: str, value: Mapping | None) -> None:
+        new = _new_mapping(attr, self, value)  # validates before anything changes
+        self._actualize_silently()
+        new._parent = self
+        setattr(self, f"_{attr}", new)
+
+    obsm = property(
+        lambda self: self._mapping("obsm"),
+        lambda self, v: self._set_mapping("obsm", v),
+        lambda self: self._set_mapping("obsm", None),
+        "Multi-dimensional annotation of observations (values with n_obs rows).",
+    )
+    varm = property(
+        lambda self: self._mapping("varm"),
+        lambda self, v: self._set_mapping("varm", v),
+        lambda self: self._set_mapping("varm", None),
+        "Multi-dimensional annotation of variables (values with n_vars rows).",
+    )
+    obsp = property(
+        lambda self: self._mapping("obsp"),
+        lambda self, v: self._set_mapping("obsp", v),
+        lambda self: self._set_mapping("obsp", None),
+        "Pairwise annotation of observations (n_obs × n_obs values).",
+    )
+    varp = property(
+        lambda self: self._mapping("varp"),
+        lambda self, v: self._set_mapping("varp", v),
+        lambda self: self._set_mapping("varp", None),
+        "Pairwise annotation of variables (n_vars × n_vars values).",
+    )
+    layers = property(
+        lambda self: self._mapping("layers"),
+        lambda self, v: self._set_mapping("layers", v),
+        lambda self: self._set_mapping("layers", None),
+        "Further data matrices with the shape of X (``layers[None]`` is X).",
+    )
+
+    # -- raw -------------------------------------------------------------------------
+    @property
+    def raw(self) -> Raw | None:
+        """A frozen earlier state of X and var (``adata.raw = adata`` stores a copy)."""
+        if self.is_view:
+            ref_raw = self._adata_ref._raw
+            return None if ref_raw is None else ref_raw._subset_obs(self, self._oidx)
+        return self._raw
+
+    @raw.setter
+    def raw(self, value: Any) -> None:
+        if value is None:
+            self._actualize_silently()
+            self._raw = None
+            return
+        if isinstance(value, AnnData):
+            new_raw = Raw(self, X=copy_element(value.X), var=copy_element(value.var), varm=value.varm.copy())
+        elif isinstance(value, Raw):
+            new_raw = Raw(self, X=value.X, var=value.var, varm=value.varm.as_dict())
+        elif isinstance(value, Mapping):
+            new_raw = Raw(self, **dict(value))
+        else:
+            raise ValueError(f"Can only set raw to an AnnData, a Raw, a mapping or None, not {type(value)}.")
+        self._actualize_silently()
+        new_raw._adata = self
+        self._raw = new_raw
+
+    @raw.deleter
+    def raw(self) -> None:
+        self.raw = None
+
+    # -- subsetting, copying, transposing ----------------------------------------------
+    def __getitem__(self, index: Any) -> AnnData:
+        """A view of the selected observations and variables (see ``annio.core.index``)."""
+        oidx, vidx = normalize_indices(index, self.obs_names, self.var_names)
+        ref = self
+        if self.is_view:
+            ref = self._adata_ref
+            oidx = compose_index(self._oidx, oidx, ref.n_obs)
+            vidx = compose_index(self._vidx, vidx, ref.n_vars)
+        view = type(self).__new__(type(self))
+        view._init_as_view(ref, oidx, vidx)
+        return view
+
+    def copy(self, filename: Any = None) -> AnnData:
+        """A full (deep) copy; views become actual objects.
+
+        Parameters
+        ----------
+        filename
+            For backed objects: the path of the new backing file.
+        """
+        if self.isbacked:
+            from annio.io import backed  # noqa: PLC0415
+
+            return backed.copy_backed(self, filename)
+        raw = self.raw
+        return type(self)._from_parts(
+            X=copy_element(self.X),
+            obs=copy_element(self._obs),
+            var=copy_element(self._var),
+            uns=copy_element(self._uns),
+            raw=None if raw is None else raw.copy(),
+            **{attr: getattr(self, attr).copy() for attr in _MAPPINGS},
+        )
+
+    def to_memory(self, copy: bool = False) -> AnnData:
+        """An in-memory AnnData: backed elements are read, views are materialised.
+
+        Parameters
+        ----------
+        copy
+            Also copy in-memory elements (otherwise they are shared with ``self``).
+        """
+        if copy or self.is_view:
+            if self.isbacked:
+                return self._to_memory_backed()
+            return self.copy()
+        if self.isbacked:
+            return self._to_memory_backed()
+        return type(self)._from_parts(
+            X=self._X, obs=self._obs.copy(deep=False), var=self._var.copy(deep=False), uns=dict(self._uns),
+            raw=self._raw, **{attr: getattr(self, f"_{attr}").as_dict() for attr in _MAPPINGS},
+        )
+
+    def _to_memory_backed(self) -> AnnData:
+        X = self.X
+        X = X.to_memory() if hasattr(X, "to_memory") else (X if X is None else X[...])
+        raw = self.raw
+        if raw is not None:
+            raw_X = raw.X.to_memory() if hasattr(raw.X, "to_memory") else raw.X[...]
+            raw = Raw._from_parts(self, raw_X, copy_element(raw.var), raw.varm.copy(), None)
+        return type(self)._from_parts(
+            X=copy_element(to_actual(X)), obs=copy_element(self.obs), var=copy_element(self.var),
+            uns=copy_element(self._uns), raw=raw, **{attr: getattr(self, attr).copy() for attr in _MAPPINGS},
+        )
+
+    def transpose(self) -> AnnData:
+        """The transposed object: obs↔var, obsm↔varm, obsp↔varp, X and layers transposed.
+
+        Data is shared with ``self``; ``raw`` is dropped.
+        """
+        if self.is_view:
+            raise ValueError(
+                "You’re trying to transpose a view of an `AnnData`, which is currently not implemented. "
+                "Call `.copy()` before transposing."
+            )
+        X = self.X
+        if X is not None and type(X).__module__.startswith(("h5py", "zarr")):
+            X = X[...]
+        return type(self)._from_parts(
+            X=None if X is None else X.T,
+            obs=self._var.copy(deep=False),
+            var=self._obs.copy(deep=False),
+            uns=dict(self._uns),
+            obsm=self._varm.as_dict(),
+            varm=self._obsm.as_dict(),
+            obsp=self._varp.as_dict(),
+            varp=self._obsp.as_dict(),
+            layers={k: v.T for k, v in self._layers.items()},
+        )
+
+    T = property(transpose, doc="Transpose (see :meth:`transpose`).")
+
+    # -- conversions ------------------------------------------------------------------
+    def to_df(self, layer: str | None = None) -> pd.DataFrame:
+        """X (or a layer) as a dense DataFrame indexed by obs_names with var_names as columns."""
+        X = self.X if layer is None else self.layers[layer]
+        if X is None:
+            raise ValueError("X is None, cannot convert to dataframe.")
+        return pd.DataFrame(_dense(X), index=self.obs_names, columns=self.var_names)
+
+    def _get_vector(self, k: str, coldim: str, layer: str | None) -> np.ndarray:
+        idxdim = "var" if coldim == "obs" else "obs"
+        df = getattr(self, coldim)
+        names = getattr(self, f"{idxdim}_names")
+        in_col, in_idx = k in df.columns, k in names
+        if in_col and in_idx:
+            raise ValueError(f"Key {k} could be found in both .{idxdim}_names and .{coldim}.columns")
+        if not (in_col or in_idx):
+            raise KeyError(f"Could not find key {k} in .{idxdim}_names or .{coldim}.columns.")
+        if in_col:
+            return df[k].values
+        X = self.X if layer is None else self.layers[layer]
+        pos = names.get_loc(k)
+        return _dense(subset_axis(X, slice(pos, pos + 1), 1 if coldim == "obs" else 0)).ravel()
+
+    def obs_vector(self, k: str, *, layer: str | None = None) -> np.ndarray:
+        """Values across observations of obs column ``k`` or variable ``k`` (from X or ``layer``)."""
+        return self._get_vector(k, "obs", layer)
+
+    def var_vector(self, k: str, *, layer: str | None = None) -> np.ndarray:
+        """Values across variables of var column ``k`` or observation ``k`` (from X or ``layer``)."""
+        return self._get_vector(k, "var", layer)
+
+    def _deprecated_keys(self, attr: str, example: str) -> list:
+        warnings.warn(
+            f"The method {attr}_keys is deprecated and will be removed in the future. Use {attr} instead "
+            f"of {attr}_keys. (e.g. `k in adata.{attr}` or {example})",
+            FutureWarning,
+            stacklevel=3,
+        )
+        source = getattr(self, attr)
+        return source.columns.tolist() if isinstance(source, pd.DataFrame) else list(source.keys())
+
+    def obs_keys(self) -> list[str]:
+        """Column names of obs (deprecated in anndata: use ``adata.obs.columns``)."""
+        return self._deprecated_keys("obs", "`str(adata.obs.columns.tolist())`")
+
+    def var_keys(self) -> list[str]:
+        """Column names of var (deprecated in anndata: use ``adata.var.columns``)."""
+        return self._deprecated_keys("var", "`str(adata.var.columns.tolist())`")
+
+    def obsm_keys(self) -> list[str]:
+        """Keys of obsm (deprecated in anndata: use ``adata.obsm.keys()``)."""
+        return self._deprecated_keys("obsm", "`adata.obsm.keys() | {'u'}`")
+
+    def varm_keys(self) -> list[str]:
+        """Keys of varm (deprecated in anndata: use ``adata.varm.keys()``)."""
+        return self._deprecated_keys("varm", "`adata.varm.keys() | {'u'}`")
+
+    def uns_keys(self) -> list[str]:
+        """Keys of uns (deprecated in anndata: use ``sorted(adata.uns)``)."""
+        return self._deprecated_keys("uns", "`sorted(adata.uns)`")
+
+    # -- names and categoricals -------------------------------------------------------
+    def obs_names_make_unique(self, join: str = "-") -> None:
+        """Make obs_names unique by appending ``f"{join}{k}"`` to later duplicates."""
+        self.obs_names = make_index_unique(self.obs_names, join)
+
+    def var_names_make_unique(self, join: str = "-") -> None:
+        """Make var_names unique by appending ``f"{join}{k}"`` to later duplicates."""
+        self.var_names = make_index_unique(self.var_names, join)
+
+    def strings_to_categoricals(self, df: pd.DataFrame | None = None) -> None:
+        """Convert string columns with repeated values to natsorted categoricals, in place.
+
+        Parameters
+        ----------
+        df
+            Convert this DataFrame (in place) instead of ``obs`` and ``var``.
+        """
+        if df is not None:
+            converted = strings_to_categoricals(df)
+            for key in string_columns_to_convert(df):
+                df[key] = converted[key]
+            return
+        todo = {attr: string_columns_to_convert(getattr(self, attr)) for attr in ("obs", "var")}
+        if not any(todo.values()):
+            return
+        if self.is_view:
+            if self.isbacked:
+                raise RuntimeError(
+                    "Please call `.strings_to_categoricals()` on full AnnData, not on this view. "
+                    "You might encounter this error message while copying or writing to disk."
+                )
+            attr = "obs" if todo["obs"] else "var"
+            self._init_as_actual_from(actualize_view(self, attr, stacklevel=3))
+        for attr in ("obs", "var"):
+            self.strings_to_categoricals(getattr(self, attr))
+
+    _sanitize = strings_to_categoricals
+
+    # -- writing (implemented in annio.io) --------------------------------------------
+    def write_h5ad(self, filename: Any = None, **kwargs: Any) -> None:
+        """Write to an ``.h5ad`` file (see ``annio.write_h5ad``)."""
+        from annio import io  # noqa: PLC0415
+
+        if filename is None:
+            filename = self.filename
+        io.write_h5ad(filename, self, **kwargs)
+
+    write = write_h5ad
+
+    def write_zarr(self, store: Any, **kwargs: Any) -> None:
+        """Write to a zarr store (see ``annio.write_zarr``)."""
+        from annio import io  # noqa: PLC0415
+
+        io.write_zarr(store, self, **kwargs)
+
+    # -- dunder -----------------------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        raise NotImplementedError(
+            "Equality comparisons are not supported for AnnData objects, instead compare the desired attributes."
+        )
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        prefix = "View of " if self.is_view else ""
+        head = f"{prefix}AnnData object with n_obs × n_vars = {self.n_obs} × {self.n_vars}"
+        if self.isbacked:
+            head += f" backed at {str(self.filename)!r}"
+        lines = [head]
+        for attr in ("obs", "var", "uns", "obsm", "varm", "layers", "obsp", "varp"):
+            value = self._obs if attr == "obs" else self._var if attr == "var" else self._uns if attr == "uns" else None
+            keys = list(value.columns if attr in ("obs", "var") else value) if value is not None else list(
+                getattr(self, attr).keys()
+            )
+            if keys:
+                lines.append(f"    {attr}: " + ", ".join(f"'{k}'" for k in keys))
+        return "\n".join(lines)
+
+
+def _is_sparse(x: Any) -> bool:  # pragma: no cover - kept for the I/O layer
+    return sparse.issparse(x)

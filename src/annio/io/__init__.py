@@ -1,0 +1,22 @@
+"""The anndata on-disk format: element I/O and whole-file readers/writers.
+
+``read_elem``/``write_elem`` work on single elements of an h5py file or zarr store;
+``read_h5ad``/``read_zarr``/``write_h5ad``/``write_zarr`` on whole AnnData objects.
+"""
+
+from __future__ import annotations
+
+from .registry import IOSpec, read_dispatched, read_elem, write_dispatched, write_elem
+from .files import read_h5ad, read_zarr, write_h5ad, write_zarr
+
+__all__ = [
+    "IOSpec",
+    "read_elem",
+    "write_elem",
+    "read_dispatched",
+    "write_dispatched",
+    "read_h5ad",
+    "read_zarr",
+    "write_h5ad",
+    "write_zarr",
+]

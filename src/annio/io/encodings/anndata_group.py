@@ -1,0 +1,90 @@
+"""``anndata`` (the root, or an AnnData nested in ``uns``) and ``raw`` groups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...errors import FormatError
+from ..registry import GroupEncoding, IOSpec, Reader, Writer, register
+from ..storage import StorageGroup
+
+MAPPINGS = ("obsm", "varm", "obsp", "varp", "layers")
+
+
+def _check_2d(path: str, name: str, value: Any) -> None:
+    if value is not None and len(getattr(value, "shape", ())) != 2:
+        raise ValueError(f"{path}/{name} must be 2-dimensional to be written, has shape {getattr(value, 'shape', None)}")
+
+
+@register
+class AnnDataGroup(GroupEncoding):
+    spec = IOSpec("anndata", "0.1.0")
+    python_types = ("annio.core.anndata.AnnData",)
+
+    def write_into(self, group: StorageGroup, adata: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> None:
+        write = writer.write_elem
+        write(group, "obs", adata.obs, dataset_kwargs=dataset_kwargs)
+        write(group, "var", adata.var, dataset_kwargs=dataset_kwargs)
+        write(group, "uns", dict(adata.uns), dataset_kwargs=dataset_kwargs)
+        for name in ("obsm", "varm", "obsp", "varp"):
+            write(group, name, dict(getattr(adata, name)), dataset_kwargs=dataset_kwargs)
+        if adata.X is not None:
+            _check_2d(group.path.rstrip("/"), "X", adata.X)
+            write(group, "X", adata.X, dataset_kwargs=dataset_kwargs)
+        layers = {k: v for k, v in dict(adata.layers).items() if k is not None}
+        for key, value in layers.items():
+            _check_2d(f"{group.path.rstrip('/')}/layers", key, value)
+        write(group, "layers", layers, dataset_kwargs=dataset_kwargs)
+        if adata.raw is not None:
+            write(group, "raw", adata.raw, dataset_kwargs=dataset_kwargs)
+
+    def read(self, node: StorageGroup, reader: Reader) -> Any:
+        from ...core import AnnData
+
+        parts = {key: reader.read_elem(node[key]) for key in node.keys() if key in _ANNDATA_KEYS}
+        return build_anndata(node.path, parts)
+
+
+_ANNDATA_KEYS = {"X", "obs", "var", "uns", "raw", *MAPPINGS}
+
+
+def build_anndata(path: str, parts: dict[str, Any]) -> Any:
+    """An AnnData from its read parts (``raw`` given as a dict of X/var/varm)."""
+    from ...core import AnnData
+
+    raw = parts.pop("raw", None)
+    try:
+        adata = AnnData(**{k: v for k, v in parts.items()})
+    except (ValueError, TypeError) as err:
+        raise FormatError(path, f"stored elements do not form a valid AnnData: {err}") from err
+    if raw is not None:
+        attach_raw(path, adata, raw)
+    return adata
+
+
+def attach_raw(path: str, adata: Any, raw: Any) -> None:
+    from ...core import Raw
+
+    if not isinstance(raw, Mapping):
+        adata.raw = raw
+        return
+    try:
+        adata._raw = Raw(adata, X=raw.get("X"), var=raw.get("var"), varm=raw.get("varm"))
+    except (ValueError, TypeError) as err:
+        raise FormatError(f"{path.rstrip('/')}/raw", f"stored raw does not fit the object: {err}") from err
+
+
+@register
+class RawGroup(GroupEncoding):
+    spec = IOSpec("raw", "0.1.0")
+    python_types = ("annio.core.raw.Raw",)
+
+    def write_into(self, group: StorageGroup, raw: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> None:
+        _check_2d(group.path, "X", raw.X)
+        writer.write_elem(group, "X", raw.X, dataset_kwargs=dataset_kwargs)
+        writer.write_elem(group, "var", raw.var, dataset_kwargs=dataset_kwargs)
+        writer.write_elem(group, "varm", dict(raw.varm), dataset_kwargs=dataset_kwargs)
+
+    def read(self, node: StorageGroup, reader: Reader) -> dict[str, Any]:
+        return {key: reader.read_elem(node[key]) for key in ("X", "var", "varm") if key in node}

@@ -1,0 +1,531 @@
+"""The one storage adapter: h5py groups/datasets and zarr (v2 or v3) groups/arrays behind a
+single small interface.
+
+Encodings (``annio.io.encodings``) only ever talk to :class:`StorageGroup` and
+:class:`StorageArray`; every difference between HDF5, zarr v2 and zarr v3 — string dtypes,
+attribute quirks (byte strings, empty ``float64`` arrays), chunking, sharding, compression
+options, scalars and null datasets — is handled here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, MutableMapping
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+import zarr
+from zarr.dtype import VariableLengthUTF8
+
+from ..errors import FormatError
+from . import layout
+
+__all__ = ["StorageNode", "StorageGroup", "StorageArray", "Attributes", "wrap", "is_storage_object"]
+
+Backend = Literal["hdf5", "zarr"]
+
+# dataset_kwargs understood by each backend; anything else is passed through unchanged.
+_H5_COMPRESSION_KEYS = {"compression", "compression_opts", "chunks", "shuffle", "fletcher32", "scaleoffset"}
+_ZARR_COMPRESSION_KEYS = {"compressor", "compressors", "filters", "chunks", "shards", "serializer"}
+_ANNIO_KEYS = {"dtype", "indptr_dtype"}  # consumed by encodings, never by a backend
+
+
+def is_storage_object(obj: Any) -> bool:
+    """Whether ``obj`` is an h5py or zarr group/array, or already wrapped."""
+    return isinstance(obj, StorageNode | h5py.Group | h5py.Dataset | zarr.Group | zarr.Array)
+
+
+def wrap(obj: Any) -> StorageGroup | StorageArray:
+    """Wrap an h5py File/Group/Dataset or a zarr Group/Array in the adapter."""
+    if isinstance(obj, StorageNode):
+        return obj  # type: ignore[return-value]
+    if isinstance(obj, h5py.File):
+        return StorageGroup(obj["/"])
+    if isinstance(obj, h5py.Group | zarr.Group):
+        return StorageGroup(obj)
+    if isinstance(obj, h5py.Dataset | zarr.Array):
+        return StorageArray(obj)
+    raise TypeError(f"expected an h5py or zarr group/array, got {type(obj).__name__}")
+
+
+# ----------------------------------------------------------------------------- attributes
+def _attr_from_h5(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "SO" or h5py.check_string_dtype(value.dtype) is not None:
+            return [v.decode("utf-8") if isinstance(v, bytes) else v for v in value.tolist()]
+        if value.dtype.kind == "U":
+            return value.tolist()
+        if value.ndim == 0:
+            return value.item()
+        if value.size == 0 and value.dtype.kind == "f":
+            return []  # h5py stores [] as an empty float64 array
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _attr_to_h5(value: Any) -> Any:
+    if isinstance(value, str | np.str_):
+        return str(value)
+    if isinstance(value, bool | np.bool_):
+        return np.bool_(value)
+    if isinstance(value, list | tuple | np.ndarray):
+        arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+        if len(arr) and arr.dtype.kind in "UO":
+            return np.array([str(v) for v in arr], dtype=h5py.string_dtype("utf-8"))
+        if arr.dtype.kind == "i":
+            return arr.astype(np.int64)
+        return arr
+    return value
+
+
+def _attr_to_json(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return _attr_to_json(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_attr_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _attr_to_json(v) for k, v in value.items()}
+    return value
+
+
+class Attributes(MutableMapping[str, Any]):
+    """Attributes of a node, normalised to plain Python values on read.
+
+    Strings come back as ``str`` (h5 fixed-length byte strings included), string arrays as
+    ``list[str]``, numeric arrays as lists, h5's empty ``float64`` array as ``[]``.
+    """
+
+    def __init__(self, node: StorageNode) -> None:
+        self._node = node
+        self._raw = node.raw.attrs
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            value = self._raw[key]
+        except KeyError:
+            raise KeyError(f"{self._node.path}: no attribute {key!r}") from None
+        return _attr_from_h5(value) if self._node.backend == "hdf5" else value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self._node.backend == "hdf5":
+            self._raw[key] = _attr_to_h5(value)
+        else:
+            self._raw[key] = _attr_to_json(value)
+
+    def update(self, other: Mapping[str, Any] = (), /, **kw: Any) -> None:  # type: ignore[override]
+        items = {**dict(other), **kw}
+        if self._node.backend == "zarr":  # one metadata write instead of one per key
+            self._raw.update({k: _attr_to_json(v) for k, v in items.items()})
+        else:
+            for k, v in items.items():
+                self[k] = v
+
+    def raw_value(self, key: str) -> Any:
+        """The attribute as the backend stores it (e.g. an h5py object reference)."""
+        return self._raw[key]
+
+    def __delitem__(self, key: str) -> None:
+        del self._raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._raw.keys()))
+
+    def __len__(self) -> int:
+        return len(self._raw.keys())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+
+# ----------------------------------------------------------------------------- nodes
+class StorageNode:
+    """A group or array in an h5py file or a zarr store."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.backend: Backend = "hdf5" if isinstance(raw, h5py.HLObject) else "zarr"
+
+    @property
+    def path(self) -> str:
+        """Absolute element path inside the store, e.g. ``/obsm/X_pca``; the root is ``/``."""
+        if self.backend == "hdf5":
+            return self.raw.name or "/"
+        return "/" + self.raw.path.strip("/")
+
+    @property
+    def name(self) -> str:
+        """The last component of :attr:`path` (empty for the root)."""
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def attrs(self) -> Attributes:
+        return Attributes(self)
+
+    @property
+    def zarr_format(self) -> int | None:
+        """2 or 3 for zarr nodes, None for HDF5."""
+        return None if self.backend == "hdf5" else self.raw.metadata.zarr_format
+
+    @property
+    def is_group(self) -> bool:
+        return isinstance(self, StorageGroup)
+
+    @property
+    def filename(self) -> str | None:
+        """Path of the h5 file, or a string describing the zarr store."""
+        if self.backend == "hdf5":
+            return self.raw.file.filename
+        return str(self.raw.store)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.backend} {self.path!r}>"
+
+
+class StorageArray(StorageNode):
+    """A dataset (h5) or array (zarr)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        shape = self.raw.shape
+        return () if shape is None else tuple(shape)  # h5 null dataspace has shape None
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_null(self) -> bool:
+        """An h5 dataset with a null dataspace (anndata's ``None``)."""
+        return self.backend == "hdf5" and self.raw.shape is None
+
+    @property
+    def is_string(self) -> bool:
+        if self.backend == "hdf5":
+            return h5py.check_string_dtype(self.raw.dtype) is not None or self.raw.dtype.kind == "S"
+        return isinstance(_zdtype(self.raw), VariableLengthUTF8) or self.raw.dtype.kind in "UOT"
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Numpy dtype; variable-length strings are reported as ``object``."""
+        if self.is_string and self.dtype_is_vlen:
+            return np.dtype(object)
+        return np.dtype(self.raw.dtype)
+
+    @property
+    def dtype_is_vlen(self) -> bool:
+        if self.backend == "hdf5":
+            info = h5py.check_string_dtype(self.raw.dtype)
+            return info is not None and info.length is None
+        return isinstance(_zdtype(self.raw), VariableLengthUTF8) or self.raw.dtype.kind in "OT"
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        return self.raw.chunks if self.raw.chunks is None else tuple(self.raw.chunks)
+
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        return getattr(self.raw, "shards", None) if self.backend == "zarr" else None
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+    def read(self, selection: Any = ...) -> np.ndarray:
+        """Read ``selection`` (anything h5py/zarr basic indexing accepts) into memory.
+
+        Strings come back as ``object`` arrays of ``str`` from every backend; fixed-length
+        byte strings are decoded as UTF-8.
+        """
+        try:
+            if self.is_string:
+                return self._read_strings(selection)
+            if self.backend == "hdf5" and selection is Ellipsis and self.raw.shape is not None:
+                out = np.empty(self.raw.shape, dtype=self.raw.dtype)
+                if out.size:
+                    self.raw.read_direct(out)
+                return out
+            return np.asarray(self.raw[selection])
+        except (OSError, RuntimeError, ValueError) as err:
+            if isinstance(err, FormatError):
+                raise
+            raise FormatError(self.path, f"could not read data: {err}") from err
+
+    def _read_strings(self, selection: Any) -> np.ndarray:
+        if self.backend == "hdf5":
+            if self.raw.dtype.kind == "S" or h5py.check_string_dtype(self.raw.dtype).encoding == "ascii":
+                raw = np.asarray(self.raw[selection])
+                if raw.dtype.kind == "S":
+                    return np.char.decode(raw, "utf-8").astype(object)
+                return _decode_object_array(raw)
+            return np.asarray(self.raw.asstr()[selection], dtype=object)
+        data = self.raw[selection]
+        if isinstance(data, str):
+            return np.array(data, dtype=object)
+        data = np.asarray(data)
+        return data.astype(object) if data.dtype.kind in "TU" else _decode_object_array(data)
+
+    def read_scalar(self) -> Any:
+        """Read a 0-d (or legacy 1-element) array as a Python/numpy scalar."""
+        value = self.read(())
+        if value.ndim:
+            value = value.reshape(-1)[0]
+        return value[()] if isinstance(value, np.ndarray) else value
+
+    def write(self, selection: Any, values: Any) -> None:
+        self.raw[selection] = values
+
+    def resize(self, length: int) -> None:
+        """Grow or shrink a 1-D array along its only axis."""
+        if self.backend == "hdf5":
+            self.raw.resize((length,))
+        else:
+            self.raw.resize((length,))
+
+
+def _zdtype(arr: zarr.Array) -> Any:
+    meta = arr.metadata
+    return getattr(meta, "data_type", None) or getattr(meta, "dtype", None)
+
+
+def _decode_object_array(arr: np.ndarray) -> np.ndarray:
+    out = np.empty(arr.shape, dtype=object)
+    flat = out.reshape(-1)
+    for i, v in enumerate(arr.reshape(-1).tolist()):
+        flat[i] = v.decode("utf-8") if isinstance(v, bytes) else ("" if v == 0 else str(v))
+    return out
+
+
+class StorageGroup(StorageNode):
+    """A group in an h5py file or a zarr store."""
+
+    def keys(self) -> list[str]:
+        return list(self.raw.keys())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            return key in self.raw
+        except (KeyError, ValueError):
+            return False
+
+    def __getitem__(self, key: str) -> StorageGroup | StorageArray:
+        try:
+            child = self.raw[key]
+        except KeyError:
+            raise FormatError(self._child_path(key), "element is missing") from None
+        except (OSError, RuntimeError) as err:
+            raise FormatError(self._child_path(key), f"could not open element: {err}") from err
+        return wrap(child)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def items(self) -> Iterator[tuple[str, StorageGroup | StorageArray]]:
+        for key in self.keys():
+            yield key, self[key]
+
+    def _child_path(self, key: str) -> str:
+        return f"{self.path.rstrip('/')}/{key.strip('/')}"
+
+    def __delitem__(self, key: str) -> None:
+        del self.raw[key]
+
+    def clear(self) -> None:
+        """Delete every child and every attribute of this group."""
+        for key in self.keys():
+            del self.raw[key]
+        for key in list(self.raw.attrs.keys()):
+            del self.raw.attrs[key]
+
+    # -- creation -------------------------------------------------------------------------
+    def create_group(self, key: str, *, many_attributes: bool = False) -> StorageGroup:
+        """Create (replacing any existing) child group ``key``.
+
+        ``many_attributes`` asks HDF5 for dense attribute storage, needed when an attribute
+        (e.g. a dataframe's ``column-order``) would exceed HDF5's 64 KiB header limit.
+        """
+        if key in self:
+            del self.raw[key]
+        if self.backend == "hdf5":
+            return StorageGroup(self.raw.create_group(key, track_order=True if many_attributes else None))
+        return StorageGroup(self.raw.create_group(key))
+
+    def create_array(
+        self,
+        key: str,
+        data: np.ndarray,
+        *,
+        dataset_kwargs: Mapping[str, Any] | None = None,
+        resizable: bool = False,
+        shardable: bool = True,
+    ) -> StorageArray:
+        """Write a numeric, boolean, string or structured numpy array as child ``key``.
+
+        Chunking, sharding and compression follow ``dataset_kwargs`` where given and
+        annio's layout policy (:mod:`annio.io.layout`) otherwise. 0-d arrays are never
+        chunked, compressed or sharded.
+        """
+        data = np.asarray(data)
+        return self._create(key, data.shape, data.dtype, data, dataset_kwargs or {}, resizable, shardable)
+
+    def create_empty_array(
+        self,
+        key: str,
+        shape: tuple[int, ...],
+        dtype: Any,
+        *,
+        dataset_kwargs: Mapping[str, Any] | None = None,
+        resizable: bool = False,
+        shardable: bool = True,
+    ) -> StorageArray:
+        """Create an array to be filled block by block (streamed writes)."""
+        return self._create(key, tuple(shape), np.dtype(dtype), None, dataset_kwargs or {}, resizable, shardable)
+
+    def create_scalar(self, key: str, value: Any) -> StorageArray:
+        """Write a 0-d numeric, boolean or string value."""
+        arr = np.asarray(value)
+        if arr.dtype.kind in "UOT":
+            arr = np.array(str(value), dtype=object)
+        return self._create(key, (), arr.dtype, arr, {}, False, False)
+
+    def create_null(self, key: str) -> StorageArray:
+        """Write anndata's ``null`` element: an h5 null dataspace, or a zarr 0-d bool array
+        with no chunk."""
+        if key in self:
+            del self.raw[key]
+        if self.backend == "hdf5":
+            return StorageArray(self.raw.create_dataset(key, data=h5py.Empty("f")))
+        return StorageArray(self.raw.create_array(key, shape=(), dtype=bool, fill_value=False))
+
+    def _create(
+        self,
+        key: str,
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        data: np.ndarray | None,
+        dataset_kwargs: Mapping[str, Any],
+        resizable: bool,
+        shardable: bool,
+    ) -> StorageArray:
+        if key in self:
+            del self.raw[key]
+        kwargs = {k: v for k, v in dataset_kwargs.items() if k not in _ANNIO_KEYS}
+        is_string = dtype.kind in "UOT"
+        if self.backend == "hdf5":
+            return StorageArray(self._create_h5(key, shape, dtype, data, kwargs, resizable, is_string))
+        return StorageArray(self._create_zarr(key, shape, dtype, data, kwargs, shardable, is_string))
+
+    def _create_h5(self, key, shape, dtype, data, kwargs, resizable, is_string) -> h5py.Dataset:
+        if shape == ():
+            kwargs = {k: v for k, v in kwargs.items() if k not in _H5_COMPRESSION_KEYS}
+        elif "chunks" in kwargs and kwargs["chunks"] not in (None, True) and len(kwargs["chunks"]) != len(shape):
+            kwargs.pop("chunks")  # a chunk shape meant for another rank of array
+        if is_string:
+            h5dtype = h5py.string_dtype("utf-8")
+            if data is not None:
+                data = _as_str_objects(data, self._child_path(key))
+        elif dtype.kind == "V" and dtype.names:
+            h5dtype = _h5_record_dtype(dtype)
+            if data is not None:
+                data = data.astype(h5dtype)
+        else:
+            h5dtype = dtype
+        if 0 in shape and not resizable:  # HDF5 cannot chunk an empty fixed-size dataset
+            kwargs = {k: v for k, v in kwargs.items() if k not in _H5_COMPRESSION_KEYS}
+        if resizable and len(shape) == 1:
+            kwargs.setdefault("maxshape", (None,))
+        wants_chunks = shape != () and ("maxshape" in kwargs or kwargs.get("compression") is not None)
+        if wants_chunks and kwargs.get("chunks") in (None, True):
+            kwargs["chunks"] = layout.h5_chunks(shape, _itemsize(dtype))
+        if data is not None:
+            return self.raw.create_dataset(key, data=data, dtype=h5dtype, **kwargs)
+        return self.raw.create_dataset(key, shape=shape, dtype=h5dtype, **kwargs)
+
+    def _create_zarr(self, key, shape, dtype, data, kwargs, shardable, is_string) -> zarr.Array:
+        if "compressor" in kwargs:
+            compressor = kwargs.pop("compressor")
+            kwargs.setdefault("compressors", compressor)
+        zarr_format = self.zarr_format
+        if shape == ():
+            kwargs = {k: v for k, v in kwargs.items() if k not in _ZARR_COMPRESSION_KEYS}
+            shardable = False
+        else:
+            if "chunks" in kwargs and kwargs["chunks"] is not None and len(kwargs["chunks"]) != len(shape):
+                kwargs.pop("chunks")
+            if "shards" in kwargs and kwargs["shards"] is not None and len(kwargs["shards"]) != len(shape):
+                kwargs.pop("shards")
+        if dtype.kind == "V" and dtype.names:
+            shardable = False  # zarr-python cannot shard structured dtypes (zarr-python #3546)
+            dtype, data = _zarr_record_dtype(dtype, data)
+        if zarr_format == 2:
+            kwargs.pop("shards", None)
+        elif shape != () and "shards" not in kwargs and shardable:
+            from ..settings import settings
+
+            if settings.auto_shard_zarr_v3:
+                chunks = kwargs.get("chunks") or layout.zarr_chunks(shape, _itemsize(dtype))
+                kwargs["chunks"] = tuple(chunks)
+                kwargs["shards"] = layout.zarr_shards(shape, tuple(chunks), _itemsize(dtype))
+        if shape != () and kwargs.get("chunks") is None:
+            kwargs["chunks"] = layout.zarr_chunks(shape, _itemsize(dtype))
+        zdtype: Any = VariableLengthUTF8() if is_string else dtype
+        arr = self.raw.create_array(key, shape=shape, dtype=zdtype, **kwargs)
+        if data is not None and (data.size or shape == ()):
+            arr[...] = _as_str_objects(data, self._child_path(key)) if is_string else data
+        return arr
+
+
+def _itemsize(dtype: np.dtype) -> int:
+    return 16 if dtype.kind in "UOT" else max(1, dtype.itemsize)
+
+
+def _as_str_objects(data: np.ndarray, path: str = "") -> np.ndarray:
+    """An object array of ``str``; refuses missing values instead of storing "None"/"nan"."""
+    if data.dtype.kind != "O":
+        return data.astype(object)
+    if data.size:
+        is_str = np.asarray(np.frompyfunc(lambda v: isinstance(v, str), 1, 1)(data), dtype=bool)
+        if not is_str.all():
+            bad = data.reshape(-1)[~is_str.reshape(-1)][0]
+            raise TypeError(
+                f"{path}: string array holds a non-string value {bad!r}; "
+                "store missing strings as a pandas 'string' or categorical column instead"
+            )
+    return data
+
+
+def _h5_record_dtype(dtype: np.dtype) -> np.dtype:
+    fields = []
+    for name in dtype.names:
+        field = dtype.fields[name][0]
+        fields.append((name, h5py.string_dtype("utf-8") if field.kind in "UO" else field))
+    return np.dtype(fields)
+
+
+def _zarr_record_dtype(dtype: np.dtype, data: np.ndarray | None) -> tuple[np.dtype, np.ndarray | None]:
+    """zarr stores string fields of records as fixed-length unicode (like anndata)."""
+    fields = []
+    for name in dtype.names:
+        field = dtype.fields[name][0]
+        if field.kind == "O":
+            longest = max((len(str(v)) for v in data[name]), default=1) if data is not None else 1
+            field = np.dtype(f"<U{max(longest, 1)}")
+        fields.append((name, field))
+    new = np.dtype(fields)
+    return new, (data.astype(new) if data is not None else None)
+
+
+def dumps_json(value: Any) -> str:
+    """JSON text of an attribute value (used for awkward forms and the CLI)."""
+    return json.dumps(_attr_to_json(value))

@@ -1,0 +1,71 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import pytest
+import zarr
+
+import annio
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+STORE_KINDS = ["h5ad", "h5ad-gzip", "zarr2", "zarr3", "zarr3-sharded"]
+
+
+def shared_data_dir() -> Path:
+    """The folder of files written by old anndata releases (../shared/data).
+
+    Skips the calling test with a visible reason when it is absent, except under CI
+    (``CI=true``), where its absence is a failure.
+    """
+    if SHARED_DATA.is_dir():
+        return SHARED_DATA
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"shared test data missing at {SHARED_DATA} (CI must have it)")
+    pytest.skip(f"shared test data not found at {SHARED_DATA}")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    return shared_data_dir()
+
+
+class StoreCase:
+    """An empty root group of one storage kind, plus the dataset_kwargs that kind implies."""
+
+    def __init__(self, kind: str, tmp_path: Path) -> None:
+        self.kind = kind
+        self.dataset_kwargs: dict[str, Any] = {}
+        self._file: h5py.File | None = None
+        if kind.startswith("h5ad"):
+            self.path = tmp_path / "store.h5ad"
+            self._file = h5py.File(self.path, "w")
+            self.group: Any = self._file
+            if kind == "h5ad-gzip":
+                self.dataset_kwargs = {"compression": "gzip"}
+        else:
+            self.path = tmp_path / "store.zarr"
+            self.group = zarr.open_group(self.path, mode="w", zarr_format=2 if kind == "zarr2" else 3)
+
+    @property
+    def sharded(self) -> bool:
+        return self.kind == "zarr3-sharded"
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreCase]:
+    """Every storage kind: h5ad, h5ad with gzip, zarr v2, zarr v3 and zarr v3 sharded."""
+    case = StoreCase(request.param, tmp_path)
+    with annio.settings.override(auto_shard_zarr_v3=case.sharded):
+        yield case
+    case.close()
