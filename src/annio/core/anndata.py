@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from annio.core.aligned import AlignedMapping, AxisArrays, Layers, PairwiseArrays, coerce_array
 from annio.core.index import compose_index, index_length, normalize_indices, subset_2d, subset_axis
@@ -29,7 +28,15 @@ from annio.core.names import (
     warn_names_duplicates,
 )
 from annio.core.raw import Raw, _dense
-from annio.core.views import ElementRef, actualize_view, as_view, copy_element, to_actual
+from annio.core.views import (
+    DictView,
+    ElementRef,
+    actualize_view,
+    as_view,
+    copy_element,
+    drop_unused_categories,
+    to_actual,
+)
 from annio.settings import settings
 
 __all__ = ["AnnData"]
@@ -197,8 +204,6 @@ class AnnData:
         self._file = ref._file
         obs, var, uns = subset_axis(ref.obs, oidx, 0), subset_axis(ref.var, vidx, 0), ref._uns
         if settings.remove_unused_categories:
-            from annio.core.views import drop_unused_categories
-
             obs, uns = drop_unused_categories(ref.obs, obs, uns)
             var, uns = drop_unused_categories(ref.var, var, uns)
         self._obs = as_view(obs, ElementRef(self, "obs"))
@@ -356,8 +361,6 @@ class AnnData:
     def uns(self) -> Any:
         """Unstructured annotation (a dict; a copy-on-write ``DictView`` for views)."""
         if self.is_view:
-            from annio.core.views import DictView
-
             return DictView(self._uns, ElementRef(self, "uns"))
         return self._uns
 
@@ -693,7 +696,7 @@ class AnnData:
             "Equality comparisons are not supported for AnnData objects, instead compare the desired attributes."
         )
 
-    __hash__ = object.__hash__
+    __hash__ = None  # type: ignore[assignment]  # like anndata: unhashable
 
     def __repr__(self) -> str:
         prefix = "View of " if self.is_view else ""
@@ -710,6 +713,3 @@ class AnnData:
                 lines.append(f"    {attr}: " + ", ".join(f"'{k}'" for k in keys))
         return "\n".join(lines)
 
-
-def _is_sparse(x: Any) -> bool:  # pragma: no cover - kept for the I/O layer
-    return sparse.issparse(x)

@@ -41,6 +41,7 @@ __all__ = [
     "DataFrameView",
     "DictView",
     "to_actual",
+    "drop_unused_categories",
     "copy_element",
 ]
 
@@ -308,6 +309,38 @@ def _sparse_as_view(obj: Any, ref: ElementRef | None) -> Any:
 
 for _base in _SPARSE_VIEWS:
     as_view.register(_base)(_sparse_as_view)
+
+
+def drop_unused_categories(df_full: Any, df_sub: Any, uns: dict) -> tuple[Any, dict]:
+    """Remove unused categories from the categorical columns of a subset frame.
+
+    ``uns[f"{col}_colors"]`` is subset to the remaining categories (or left out when its length
+    does not match the categories). Neither ``df_sub``'s original nor ``uns`` is mutated.
+    """
+    if not isinstance(df_sub, pd.DataFrame):
+        return df_sub, uns
+    positions = [i for i, dt in enumerate(df_sub.dtypes) if isinstance(dt, pd.CategoricalDtype)]
+    if not positions:
+        return df_sub, uns
+    df_sub = df_sub.copy(deep=False)
+    new_uns = uns
+    for i in positions:
+        key = df_sub.columns[i]
+        full_categories = df_full.iloc[:, i].cat.categories
+        column = df_sub.iloc[:, i].cat.remove_unused_categories()
+        if len(column.cat.categories) != len(full_categories):
+            df_sub.isetitem(i, column)
+        color_key = f"{key}_colors"
+        if color_key not in uns:
+            continue
+        if new_uns is uns:
+            new_uns = dict(uns)
+        colors = uns[color_key]
+        if len(colors) != len(full_categories):
+            del new_uns[color_key]
+        elif len(column.cat.categories) != len(full_categories):
+            new_uns[color_key] = np.asarray(colors)[full_categories.isin(column.cat.categories)]
+    return df_sub, new_uns
 
 
 def to_actual(obj: Any) -> Any:

@@ -1,0 +1,1 @@
+"""Command-line interface: ``annio info | convert | validate | demo``."""

@@ -1,0 +1,26 @@
+"""Show the element tree of an .h5ad file or zarr store (encodings, shapes, chunks) without reading data."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..io.stores import open_read
+from ..io.storage import wrap
+from .tree import walk
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="an .h5ad file, a zarr store (directory or .zip)")
+    parser.add_argument("--depth", type=int, default=None, help="show this many levels (default: all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    root = open_read(args.path)
+    try:
+        for entry in walk(wrap(root), max_depth=args.depth):
+            print(entry.describe())
+    finally:
+        close = getattr(root, "close", None)
+        if close is not None and hasattr(root, "filename"):
+            close()
+    return 0
