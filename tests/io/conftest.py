@@ -62,7 +62,8 @@ def assert_value_equal(ours: Any, theirs: Any, path: str) -> None:
             return
         if _is_str_kind(theirs):
             assert _is_str_kind(ours_arr), f"{path}: expected strings, got {ours_arr.dtype}"
-            assert ours_arr.astype(str).tolist() == theirs.astype(str).tolist(), f"{path}: strings differ"
+            as_str = lambda arr: [str(v) for v in arr.ravel().tolist()]  # noqa: E731
+            assert as_str(ours_arr) == as_str(theirs), f"{path}: strings differ"
             return
         assert ours_arr.dtype == theirs.dtype, f"{path}: dtype {ours_arr.dtype} != {theirs.dtype}"
         np.testing.assert_array_equal(ours_arr, theirs, err_msg=path)

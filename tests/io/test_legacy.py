@@ -163,7 +163,8 @@ def test_dangling_categories_path_is_format_error(tmp_path):
     g = zarr.open_group(path, mode="w", zarr_format=2)
     df = g.create_group("obs")
     df.attrs.update({"encoding-type": "dataframe", "encoding-version": "0.1.0", "_index": "_index", "column-order": ["c"]})
-    df.create_array("_index", data=np.array(["a", "b"], dtype=object), dtype=str)
+    index = df.create_array("_index", shape=(2,), dtype=str)
+    index[:] = np.array(["a", "b"], dtype=object)
     codes = df.create_array("c", data=np.array([0, 1], dtype=np.int8))
     codes.attrs["categories"] = "__categories/missing"
     with warnings.catch_warnings():

@@ -134,11 +134,20 @@ def test_indptr_out_of_range(tmp_path, annio_adata):
     _expect_format_error(path, "/layers/counts")
 
 
-def test_shape_disagrees_with_data(tmp_path, annio_adata):
+@pytest.mark.parametrize("delta", [(0, -10), (5, 0)], ids=["indices-beyond-columns", "indptr-too-short"])
+def test_sparse_shape_disagrees_with_data(tmp_path, annio_adata, delta):
+    def edit(f):
+        f["layers/counts"].attrs["shape"] = np.array([annio_adata.n_obs + delta[0], annio_adata.n_vars + delta[1]])
+
+    _expect_format_error(_h5(tmp_path, annio_adata, edit), "/layers/counts")
+
+
+def test_element_shape_disagrees_with_object(tmp_path, annio_adata):
     def edit(f):
         f["layers/counts"].attrs["shape"] = np.array([annio_adata.n_obs, annio_adata.n_vars + 100])
 
-    _expect_format_error(_h5(tmp_path, annio_adata, edit), "/layers/counts")
+    err = _expect_format_error(_h5(tmp_path, annio_adata, edit), "counts")
+    assert "layers" in str(err)
 
 
 def test_x_rows_disagree_with_obs(tmp_path, annio_adata):

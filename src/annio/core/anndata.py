@@ -17,17 +17,9 @@ import numpy as np
 import pandas as pd
 
 from annio.core.aligned import AlignedMapping, AxisArrays, Layers, PairwiseArrays, coerce_array
-from annio.core.index import compose_index, index_length, normalize_indices, subset_2d, subset_axis
-from annio.core.names import (
-    is_lazy_frame,
-    make_dim_frame,
-    make_index_unique,
-    prep_dim_index,
-    string_columns_to_convert,
-    strings_to_categoricals,
-    warn_names_duplicates,
-)
-from annio.core.raw import Raw, _dense
+from annio.core.index import compose_index, dense, get_vector, normalize_indices, subset_2d, subset_axis
+from annio.core.names import NamesMixin, make_dim_frame
+from annio.core.raw import Raw
 from annio.core.views import (
     DictView,
     ElementRef,
@@ -88,7 +80,7 @@ def _check_X(X: Any) -> Any:
     return X
 
 
-class AnnData:
+class AnnData(NamesMixin):
     """An annotated data matrix: ``X`` (n_obs × n_vars) with ``obs``/``var`` tables and more.
 
     Parameters
@@ -210,13 +202,6 @@ class AnnData:
         self._var = as_view(var, ElementRef(self, "var"))
         self._uns = uns
 
-    def _check_uniqueness(self) -> None:
-        if not settings.check_uniqueness:
-            return
-        for attr in ("obs", "var"):
-            if not getattr(self, f"{attr}_names").is_unique:
-                warn_names_duplicates(attr)
-
     def _actualize_silently(self) -> None:
         if self.is_view:
             self._init_as_actual_from(self.copy())
@@ -276,50 +261,6 @@ class AnnData:
 
     def __len__(self) -> int:
         return self.n_obs
-
-    @property
-    def obs_names(self) -> pd.Index:
-        """Names of the observations (``obs.index``)."""
-        return self._obs.index
-
-    @obs_names.setter
-    def obs_names(self, names: Any) -> None:
-        self._set_names("obs", names)
-
-    @property
-    def var_names(self) -> pd.Index:
-        """Names of the variables (``var.index``)."""
-        return self._var.index
-
-    @var_names.setter
-    def var_names(self, names: Any) -> None:
-        self._set_names("var", names)
-
-    def _set_names(self, attr: str, names: Any) -> None:
-        if not isinstance(names, pd.Index):
-            names = pd.Index(names)
-        if not isinstance(names.name, (str, type(None))):
-            raise ValueError(
-                f"AnnData expects .{attr}.index.name to be a string or None, but you passed a name "
-                f"of type {type(names.name).__name__!r}"
-            )
-        n = self.n_obs if attr == "obs" else self.n_vars
-        if len(names) != n:
-            raise ValueError(
-                f"Length of passed value for {attr}_names is {len(names)}, but this AnnData has shape: {self.shape}"
-            )
-        self._actualize_silently()
-        names = prep_dim_index(names, attr)
-        df = getattr(self, f"_{attr}")
-        if is_lazy_frame(df):
-            raise NotImplementedError(f"Cannot set {attr}_names of a lazy {attr} frame.")
-        df.index = names
-        self._sync_frame_indexes(attr)
-        if settings.check_uniqueness and not names.is_unique:
-            warn_names_duplicates(attr)
-
-    def _sync_frame_indexes(self, attr: str) -> None:
-        getattr(self, f"_{attr}m")._sync_index(getattr(self, f"{attr}_names"))
 
     # -- obs / var / uns -------------------------------------------------------------
     @property
@@ -580,98 +521,15 @@ class AnnData:
         X = self.X if layer is None else self.layers[layer]
         if X is None:
             raise ValueError("X is None, cannot convert to dataframe.")
-        return pd.DataFrame(_dense(X), index=self.obs_names, columns=self.var_names)
-
-    def _get_vector(self, k: str, coldim: str, layer: str | None) -> np.ndarray:
-        idxdim = "var" if coldim == "obs" else "obs"
-        df = getattr(self, coldim)
-        names = getattr(self, f"{idxdim}_names")
-        in_col, in_idx = k in df.columns, k in names
-        if in_col and in_idx:
-            raise ValueError(f"Key {k} could be found in both .{idxdim}_names and .{coldim}.columns")
-        if not (in_col or in_idx):
-            raise KeyError(f"Could not find key {k} in .{idxdim}_names or .{coldim}.columns.")
-        if in_col:
-            return df[k].values
-        X = self.X if layer is None else self.layers[layer]
-        pos = names.get_loc(k)
-        return _dense(subset_axis(X, slice(pos, pos + 1), 1 if coldim == "obs" else 0)).ravel()
+        return pd.DataFrame(dense(X), index=self.obs_names, columns=self.var_names)
 
     def obs_vector(self, k: str, *, layer: str | None = None) -> np.ndarray:
         """Values across observations of obs column ``k`` or variable ``k`` (from X or ``layer``)."""
-        return self._get_vector(k, "obs", layer)
+        return get_vector(self, k, "obs", layer)
 
     def var_vector(self, k: str, *, layer: str | None = None) -> np.ndarray:
         """Values across variables of var column ``k`` or observation ``k`` (from X or ``layer``)."""
-        return self._get_vector(k, "var", layer)
-
-    def _deprecated_keys(self, attr: str, example: str) -> list:
-        warnings.warn(
-            f"The method {attr}_keys is deprecated and will be removed in the future. Use {attr} instead "
-            f"of {attr}_keys. (e.g. `k in adata.{attr}` or {example})",
-            FutureWarning,
-            stacklevel=3,
-        )
-        source = getattr(self, attr)
-        return source.columns.tolist() if isinstance(source, pd.DataFrame) else list(source.keys())
-
-    def obs_keys(self) -> list[str]:
-        """Column names of obs (deprecated in anndata: use ``adata.obs.columns``)."""
-        return self._deprecated_keys("obs", "`str(adata.obs.columns.tolist())`")
-
-    def var_keys(self) -> list[str]:
-        """Column names of var (deprecated in anndata: use ``adata.var.columns``)."""
-        return self._deprecated_keys("var", "`str(adata.var.columns.tolist())`")
-
-    def obsm_keys(self) -> list[str]:
-        """Keys of obsm (deprecated in anndata: use ``adata.obsm.keys()``)."""
-        return self._deprecated_keys("obsm", "`adata.obsm.keys() | {'u'}`")
-
-    def varm_keys(self) -> list[str]:
-        """Keys of varm (deprecated in anndata: use ``adata.varm.keys()``)."""
-        return self._deprecated_keys("varm", "`adata.varm.keys() | {'u'}`")
-
-    def uns_keys(self) -> list[str]:
-        """Keys of uns (deprecated in anndata: use ``sorted(adata.uns)``)."""
-        return self._deprecated_keys("uns", "`sorted(adata.uns)`")
-
-    # -- names and categoricals -------------------------------------------------------
-    def obs_names_make_unique(self, join: str = "-") -> None:
-        """Make obs_names unique by appending ``f"{join}{k}"`` to later duplicates."""
-        self.obs_names = make_index_unique(self.obs_names, join)
-
-    def var_names_make_unique(self, join: str = "-") -> None:
-        """Make var_names unique by appending ``f"{join}{k}"`` to later duplicates."""
-        self.var_names = make_index_unique(self.var_names, join)
-
-    def strings_to_categoricals(self, df: pd.DataFrame | None = None) -> None:
-        """Convert string columns with repeated values to natsorted categoricals, in place.
-
-        Parameters
-        ----------
-        df
-            Convert this DataFrame (in place) instead of ``obs`` and ``var``.
-        """
-        if df is not None:
-            converted = strings_to_categoricals(df)
-            for key in string_columns_to_convert(df):
-                df[key] = converted[key]
-            return
-        todo = {attr: string_columns_to_convert(getattr(self, attr)) for attr in ("obs", "var")}
-        if not any(todo.values()):
-            return
-        if self.is_view:
-            if self.isbacked:
-                raise RuntimeError(
-                    "Please call `.strings_to_categoricals()` on full AnnData, not on this view. "
-                    "You might encounter this error message while copying or writing to disk."
-                )
-            attr = "obs" if todo["obs"] else "var"
-            self._init_as_actual_from(actualize_view(self, attr, stacklevel=3))
-        for attr in ("obs", "var"):
-            self.strings_to_categoricals(getattr(self, attr))
-
-    _sanitize = strings_to_categoricals
+        return get_vector(self, k, "var", layer)
 
     # -- writing (implemented in annio.io) --------------------------------------------
     def write_h5ad(self, filename: Any = None, **kwargs: Any) -> None:

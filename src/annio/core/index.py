@@ -29,6 +29,8 @@ __all__ = [
     "subset_axis",
     "subset_2d",
     "is_full_slice",
+    "dense",
+    "get_vector",
 ]
 
 Index1D: TypeAlias = slice | np.ndarray
@@ -231,3 +233,47 @@ def subset_2d(x: Any, oidx: Index1D, vidx: Index1D) -> Any:
     if sparse.issparse(x) and x.format == "csc":
         return subset_axis(subset_axis(x, vidx, 1), oidx, 0)
     return subset_axis(subset_axis(x, oidx, 0), vidx, 1)
+
+
+def dense(x: Any) -> np.ndarray:
+    """A dense numpy array of any 2-D element (sparse, dask, on-disk, views)."""
+    if sparse.issparse(x):
+        return x.toarray()
+    if hasattr(x, "compute") and type(x).__module__.startswith("dask"):
+        x = x.compute()
+    if hasattr(x, "to_memory") and not isinstance(x, np.ndarray):
+        x = x.to_memory()
+        if sparse.issparse(x):
+            return x.toarray()
+    if type(x).__module__.startswith(("h5py", "zarr")):
+        x = x[...]
+    return np.asarray(x)
+
+
+def get_vector(adata: Any, k: str, coldim: str, layer: str | None = None) -> Any:
+    """``obs_vector``/``var_vector``: a ``coldim`` column ``k`` or the values of name ``k``.
+
+    Parameters
+    ----------
+    adata
+        The AnnData.
+    k
+        A column of ``adata.obs`` (``coldim="obs"``) / ``adata.var``, or a var / obs name.
+    coldim
+        ``"obs"`` or ``"var"``: the axis along which values are returned.
+    layer
+        Read names from this layer instead of X.
+    """
+    idxdim = "var" if coldim == "obs" else "obs"
+    df = getattr(adata, coldim)
+    names = getattr(adata, f"{idxdim}_names")
+    in_col, in_idx = k in df.columns, k in names
+    if in_col and in_idx:
+        raise ValueError(f"Key {k} could be found in both .{idxdim}_names and .{coldim}.columns")
+    if not (in_col or in_idx):
+        raise KeyError(f"Could not find key {k} in .{idxdim}_names or .{coldim}.columns.")
+    if in_col:
+        return df[k].values
+    X = adata.X if layer is None else adata.layers[layer]
+    pos = names.get_loc(k)
+    return dense(subset_axis(X, slice(pos, pos + 1), 1 if coldim == "obs" else 0)).ravel()

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from natsort import natsorted
 
+from annio.core.views import actualize_view
 from annio.errors import ImplicitModificationWarning
 from annio.settings import settings
 
@@ -27,6 +28,7 @@ __all__ = [
     "strings_to_categoricals",
     "string_columns_to_convert",
     "warn_names_duplicates",
+    "NamesMixin",
 ]
 
 _LABEL = {"obs": "Observation", "var": "Variable"}
@@ -190,3 +192,130 @@ def strings_to_categoricals(df: Any) -> Any:
     for key in keys:
         out[key] = _to_categorical(df[key])
     return out
+
+
+class NamesMixin:
+    """AnnData methods about obs/var names, key listings and categoricals.
+
+    Relies on the host class for ``_obs``, ``_var``, ``_obsm``/``_varm``, ``n_obs``,
+    ``n_vars``, ``shape``, ``is_view``, ``isbacked`` and ``_actualize_silently``.
+    """
+
+    def _check_uniqueness(self) -> None:
+        if not settings.check_uniqueness:
+            return
+        for attr in ("obs", "var"):
+            if not getattr(self, f"{attr}_names").is_unique:
+                warn_names_duplicates(attr)
+
+    @property
+    def obs_names(self) -> pd.Index:
+        """Names of the observations (``obs.index``)."""
+        return self._obs.index
+
+    @obs_names.setter
+    def obs_names(self, names: Any) -> None:
+        self._set_names("obs", names)
+
+    @property
+    def var_names(self) -> pd.Index:
+        """Names of the variables (``var.index``)."""
+        return self._var.index
+
+    @var_names.setter
+    def var_names(self, names: Any) -> None:
+        self._set_names("var", names)
+
+    def _set_names(self, attr: str, names: Any) -> None:
+        if not isinstance(names, pd.Index):
+            names = pd.Index(names)
+        if not isinstance(names.name, (str, type(None))):
+            raise ValueError(
+                f"AnnData expects .{attr}.index.name to be a string or None, but you passed a name "
+                f"of type {type(names.name).__name__!r}"
+            )
+        n = self.n_obs if attr == "obs" else self.n_vars
+        if len(names) != n:
+            raise ValueError(
+                f"Length of passed value for {attr}_names is {len(names)}, but this AnnData has shape: {self.shape}"
+            )
+        self._actualize_silently()
+        names = prep_dim_index(names, attr)
+        df = getattr(self, f"_{attr}")
+        if is_lazy_frame(df):
+            raise NotImplementedError(f"Cannot set {attr}_names of a lazy {attr} frame.")
+        df.index = names
+        self._sync_frame_indexes(attr)
+        if settings.check_uniqueness and not names.is_unique:
+            warn_names_duplicates(attr)
+
+    def _sync_frame_indexes(self, attr: str) -> None:
+        getattr(self, f"_{attr}m")._sync_index(getattr(self, f"{attr}_names"))
+
+    def _deprecated_keys(self, attr: str, example: str) -> list:
+        warnings.warn(
+            f"The method {attr}_keys is deprecated and will be removed in the future. Use {attr} instead "
+            f"of {attr}_keys. (e.g. `k in adata.{attr}` or {example})",
+            FutureWarning,
+            stacklevel=3,
+        )
+        source = getattr(self, attr)
+        return source.columns.tolist() if isinstance(source, pd.DataFrame) else list(source.keys())
+
+    def obs_keys(self) -> list[str]:
+        """Column names of obs (deprecated in anndata: use ``adata.obs.columns``)."""
+        return self._deprecated_keys("obs", "`str(adata.obs.columns.tolist())`")
+
+    def var_keys(self) -> list[str]:
+        """Column names of var (deprecated in anndata: use ``adata.var.columns``)."""
+        return self._deprecated_keys("var", "`str(adata.var.columns.tolist())`")
+
+    def obsm_keys(self) -> list[str]:
+        """Keys of obsm (deprecated in anndata: use ``adata.obsm.keys()``)."""
+        return self._deprecated_keys("obsm", "`adata.obsm.keys() | {'u'}`")
+
+    def varm_keys(self) -> list[str]:
+        """Keys of varm (deprecated in anndata: use ``adata.varm.keys()``)."""
+        return self._deprecated_keys("varm", "`adata.varm.keys() | {'u'}`")
+
+    def uns_keys(self) -> list[str]:
+        """Keys of uns (deprecated in anndata: use ``sorted(adata.uns)``)."""
+        return self._deprecated_keys("uns", "`sorted(adata.uns)`")
+
+    def obs_names_make_unique(self, join: str = "-") -> None:
+        """Make obs_names unique by appending ``f"{join}{k}"`` to later duplicates."""
+        self.obs_names = make_index_unique(self.obs_names, join)
+
+    def var_names_make_unique(self, join: str = "-") -> None:
+        """Make var_names unique by appending ``f"{join}{k}"`` to later duplicates."""
+        self.var_names = make_index_unique(self.var_names, join)
+
+    def strings_to_categoricals(self, df: pd.DataFrame | None = None) -> None:
+        """Convert string columns with repeated values to natsorted categoricals, in place.
+
+        Parameters
+        ----------
+        df
+            Convert this DataFrame (in place) instead of ``obs`` and ``var``.
+        """
+        if df is not None:
+            converted = strings_to_categoricals(df)
+            for key in string_columns_to_convert(df):
+                df[key] = converted[key]
+            return
+        todo = {attr: string_columns_to_convert(getattr(self, attr)) for attr in ("obs", "var")}
+        if not any(todo.values()):
+            return
+        if self.is_view:
+            if self.isbacked:
+                raise RuntimeError(
+                    "Please call `.strings_to_categoricals()` on full AnnData, not on this view. "
+                    "You might encounter this error message while copying or writing to disk."
+                )
+            attr = "obs" if todo["obs"] else "var"
+            self._init_as_actual_from(actualize_view(self, attr, stacklevel=3))
+        for attr in ("obs", "var"):
+            self.strings_to_categoricals(getattr(self, attr))
+
+    _sanitize = strings_to_categoricals
+

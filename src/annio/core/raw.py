@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from annio.core.aligned import AxisArrays, coerce_array
-from annio.core.index import Index1D, normalize_indices, subset_2d, subset_axis
+from annio.core.index import Index1D, dense, normalize_indices, subset_2d, subset_axis
 from annio.core.names import make_dim_frame
 from annio.core.views import copy_element, to_actual
 
@@ -160,12 +159,12 @@ class Raw:
         """Values of variable ``k`` across observations (a column of X)."""
         j = self.var_names.get_loc(k)
         col = subset_axis(self.X, slice(j, j + 1), 1)
-        return _dense(col).ravel()
+        return dense(col).ravel()
 
     def var_vector(self, k: str) -> np.ndarray:
         """Values of observation ``k`` across variables (a row of X)."""
         i = self.obs_names.get_loc(k)
-        return _dense(subset_axis(self.X, slice(i, i + 1), 0)).ravel()
+        return dense(subset_axis(self.X, slice(i, i + 1), 0)).ravel()
 
     def __len__(self) -> int:
         return self.n_obs
@@ -177,11 +176,3 @@ class Raw:
         if len(self._varm):
             lines.append("    varm: " + ", ".join(f"'{c}'" for c in self._varm))
         return "\n".join(lines)
-
-
-def _dense(x: Any) -> np.ndarray:
-    if sparse.issparse(x):
-        return x.toarray()
-    if hasattr(x, "compute"):
-        x = x.compute()
-    return np.asarray(x)

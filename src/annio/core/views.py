@@ -132,7 +132,9 @@ class _SparseViewMixin(_ViewMixin):
 
     def copy(self) -> Any:
         """A copy of the base scipy type, detached from the AnnData."""
-        return self._base(self, copy=True)
+        return self._base(
+            (self.data.copy(), self.indices.copy(), self.indptr.copy()), shape=self.shape
+        )
 
     def __reduce__(self) -> Any:
         return self._base(self).__reduce__()

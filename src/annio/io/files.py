@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -419,7 +420,9 @@ def write_zarr(
     def write_into(group: zarr.Group) -> None:
         _write_root(group, adata, callback, dataset_kwargs)
         if consolidate_metadata:
-            zarr.consolidate_metadata(group.store, path=group.path or None)
+            with warnings.catch_warnings():  # "not part of the zarr v3 specification" (as anndata)
+                warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+                zarr.consolidate_metadata(group.store, path=group.path or None)
 
     with zarrs_context():
         if isinstance(store, zarr.Group):

@@ -87,6 +87,9 @@ class Encoding:
     also_reads: ClassVar[tuple[IOSpec, ...]] = ()
     python_types: ClassVar[tuple[type | str, ...]] = ()
     node_kind: ClassVar[Literal["group", "array"]]
+    #: False for write-only encodings (e.g. writing lazy frames as ``dataframe``): they must
+    #: not replace the reader registered for the same pair.
+    reads: ClassVar[bool] = True
 
     def accepts(self, value: Any) -> bool:
         """Refine type-based dispatch (e.g. on dtype kind). Default: accept."""
@@ -145,8 +148,9 @@ class Registry:
 
     def register(self, cls: type[Encoding]) -> type[Encoding]:
         encoding = cls()
-        for spec in (cls.spec, *cls.also_reads):
-            self._readers[(spec, cls.node_kind)] = encoding
+        if cls.reads:
+            for spec in (cls.spec, *cls.also_reads):
+                self._readers[(spec, cls.node_kind)] = encoding
         for t in cls.python_types:
             self._writers.setdefault(t, []).append(encoding)
         return cls

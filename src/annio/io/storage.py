@@ -19,7 +19,7 @@ import zarr
 from zarr.dtype import VariableLengthUTF8
 
 from ..errors import FormatError
-from . import layout
+from . import h5_chunks, layout
 
 __all__ = ["StorageNode", "StorageGroup", "StorageArray", "Attributes", "wrap", "is_storage_object"]
 
@@ -247,7 +247,9 @@ class StorageArray(StorageNode):
                 return self._read_strings(selection)
             if self.backend == "hdf5" and selection is Ellipsis and self.raw.shape is not None:
                 out = np.empty(self.raw.shape, dtype=self.raw.dtype)
-                if out.size:
+                if out.size and h5_chunks.can_use_direct_chunks(self.raw):
+                    h5_chunks.read_chunks(self.raw, out)
+                elif out.size:
                     self.raw.read_direct(out)
                 return out
             return np.asarray(self.raw[selection])
@@ -448,9 +450,16 @@ class StorageGroup(StorageNode):
         wants_chunks = shape != () and ("maxshape" in kwargs or kwargs.get("compression") is not None)
         if wants_chunks and kwargs.get("chunks") in (None, True):
             kwargs["chunks"] = layout.h5_chunks(shape, _itemsize(dtype))
-        if data is not None:
-            return self.raw.create_dataset(key, data=data, dtype=h5dtype, **kwargs)
-        return self.raw.create_dataset(key, shape=shape, dtype=h5dtype, **kwargs)
+        if data is None:
+            return self.raw.create_dataset(key, shape=shape, dtype=h5dtype, **kwargs)
+        if kwargs.get("compression") == "gzip" and not is_string:
+            dataset = self.raw.create_dataset(key, shape=shape, dtype=h5dtype, **kwargs)
+            if h5_chunks.can_use_direct_chunks(dataset):
+                h5_chunks.write_chunks(dataset, data, level=kwargs.get("compression_opts") or 4)
+            else:
+                dataset[...] = data
+            return dataset
+        return self.raw.create_dataset(key, data=data, dtype=h5dtype, **kwargs)
 
     def _create_zarr(self, key, shape, dtype, data, kwargs, shardable, is_string) -> zarr.Array:
         if "compressor" in kwargs:
