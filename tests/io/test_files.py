@@ -151,3 +151,24 @@ def test_overwrite_replaces_and_leaves_no_siblings(tmp_path, annio_adata):
         _write(fmt, tmp_path, annio_adata[:3])
         assert _read(fmt, path).n_obs == 3
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_zarrs_context_follows_setting():
+    from annio.io.stores import zarrs_context
+
+    default = zarr.config.get("codec_pipeline.path")
+    with annio.settings.override(use_zarrs=True), zarrs_context():
+        assert zarr.config.get("codec_pipeline.path") == "zarrs.ZarrsCodecPipeline"
+    with annio.settings.override(use_zarrs=False), zarrs_context():
+        assert zarr.config.get("codec_pipeline.path") == default
+    assert zarr.config.get("codec_pipeline.path") == default
+
+
+def test_unknown_root_element_is_ignored_with_warning(tmp_path, annio_adata):
+    path = tmp_path / "x.h5ad"
+    write_h5ad(path, annio_adata)
+    with h5py.File(path, "r+") as f:
+        f["extra_thing"] = np.arange(3)
+    with pytest.warns(annio.errors.AnnioWarning, match="/extra_thing"):
+        back = read_h5ad(path)
+    assert back.shape == annio_adata.shape

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
 import pytest
-import zarr
 
 from annio.errors import FormatError, UnknownEncodingError
 from annio.io import read_h5ad, read_zarr, write_h5ad, write_zarr

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import sparse
 
 from annio.core.index import Index1D, subset_2d, subset_axis
-from annio.core.views import ElementRef, as_view, copy_element
+from annio.core.views import ElementRef, as_view, copy_element, to_actual
 from annio.errors import ImplicitModificationWarning
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ __all__ = [
     "PairwiseArrays",
     "Layers",
     "AlignedView",
+    "new_mapping",
+    "check_X",
 ]
 
 _DIM_NAMES = ("obs", "var")
@@ -300,7 +302,7 @@ class AlignedView(MutableMapping):
             ImplicitModificationWarning,
             stacklevel=3,
         )
-        return self._view_parent.copy()
+        return self._view_parent._copy_in_memory()
 
     def __setitem__(self, key: Any, value: Any) -> None:
         new = self._modify("Setting", key)
@@ -333,3 +335,29 @@ class AlignedView(MutableMapping):
     def as_dict(self) -> dict:
         """A plain ``dict`` of the (view) values."""
         return {k: self[k] for k in self}
+
+
+def new_mapping(attr: str, parent: Any, data: Mapping | None = None, *, validate: bool = True) -> AlignedMapping:
+    """An empty or filled (validated unless ``validate=False``) mapping for ``attr`` of ``parent``."""
+    factory = {
+        "obsm": lambda: AxisArrays(parent, 0),
+        "varm": lambda: AxisArrays(parent, 1),
+        "obsp": lambda: PairwiseArrays(parent, 0),
+        "varp": lambda: PairwiseArrays(parent, 1),
+        "layers": lambda: Layers(parent),
+    }[attr]
+    mapping = factory()
+    if data is not None:
+        if validate:
+            mapping.update({k: to_actual(v) for k, v in dict(data).items()})
+        else:
+            mapping._data = dict(data)
+    return mapping
+
+
+def check_X(X: Any) -> Any:
+    """Validate a data matrix given to the AnnData constructor."""
+    X = coerce_array(X, name="X", allow_array_like=False)
+    if len(X.shape) != 2:
+        raise ValueError(f"X needs to be 2-dimensional, not {len(X.shape)}-dimensional.")
+    return X

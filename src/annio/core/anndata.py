@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from annio.core.aligned import AlignedMapping, AxisArrays, Layers, PairwiseArrays, coerce_array
+from annio.core.aligned import check_X, coerce_array, new_mapping
 from annio.core.index import compose_index, dense, get_vector, normalize_indices, subset_2d, subset_axis
 from annio.core.names import NamesMixin, make_dim_frame
 from annio.core.raw import Raw
@@ -42,42 +42,25 @@ _STATE = ("_is_view", "_adata_ref", "_oidx", "_vidx", "_X", "_obs", "_var", "_un
 class _NoFile:
     """The file manager of an in-memory AnnData: no file."""
 
-    filename = None
-    filemode = None
+    filename = filemode = None
     is_open = False
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         raise ValueError("This AnnData object is not backed by a file.")
 
     def close(self) -> None:
-        pass
+        """Nothing to close."""
 
-    def __repr__(self) -> str:
-        return "Backing file manager: no file is set."
-
-
-def _new_mapping(attr: str, parent: Any, data: Mapping | None = None, *, validate: bool = True) -> AlignedMapping:
-    factory = {
-        "obsm": lambda: AxisArrays(parent, 0),
-        "varm": lambda: AxisArrays(parent, 1),
-        "obsp": lambda: PairwiseArrays(parent, 0),
-        "varp": lambda: PairwiseArrays(parent, 1),
-        "layers": lambda: Layers(parent),
-    }[attr]
-    mapping = factory()
-    if data is not None:
-        if validate:
-            mapping.update({k: to_actual(v) for k, v in dict(data).items()})
-        else:
-            mapping._data = dict(data)
-    return mapping
+    __repr__ = lambda self: "Backing file manager: no file is set."  # noqa: E731
 
 
-def _check_X(X: Any) -> Any:
-    X = coerce_array(X, name="X", allow_array_like=False)
-    if len(X.shape) != 2:
-        raise ValueError(f"X needs to be 2-dimensional, not {len(X.shape)}-dimensional.")
-    return X
+def _mapping_property(attr: str, doc: str) -> property:
+    return property(
+        lambda self: self._mapping(attr),
+        lambda self, value: self._set_mapping(attr, value),
+        lambda self: self._set_mapping(attr, None),
+        doc,
+    )
 
 
 class AnnData(NamesMixin):
@@ -141,7 +124,7 @@ class AnnData(NamesMixin):
         if X is not None:
             if shape is not None:
                 raise ValueError("`shape` needs to be `None` if `X` is not `None`.")
-            X = _check_X(to_actual(X))
+            X = check_X(to_actual(X))
         n_obs, n_vars = X.shape if X is not None else (shape if shape is not None else (None, None))
         self._obs = make_dim_frame(to_actual(obs), "obs", n_obs)
         self._var = make_dim_frame(to_actual(var), "var", n_vars)
@@ -157,7 +140,7 @@ class AnnData(NamesMixin):
             self._X = X
         self._uns = uns if isinstance(uns, dict) else dict(to_actual(uns) or {})
         for attr, value in zip(_MAPPINGS, (obsm, varm, obsp, varp, layers), strict=True):
-            setattr(self, f"_{attr}", _new_mapping(attr, self, value))
+            setattr(self, f"_{attr}", new_mapping(attr, self, value))
         self.raw = raw
         self._check_uniqueness()
 
@@ -176,7 +159,7 @@ class AnnData(NamesMixin):
         adata._init_empty()
         adata._X, adata._obs, adata._var, adata._uns = X, obs, var, uns
         for attr in _MAPPINGS:
-            setattr(adata, f"_{attr}", _new_mapping(attr, adata, mappings.get(attr), validate=False))
+            setattr(adata, f"_{attr}", new_mapping(attr, adata, mappings.get(attr), validate=False))
         if raw is not None:
             adata._raw = Raw._from_parts(adata, raw.X, raw.var, raw.varm.as_dict(), None)
         return adata
@@ -204,7 +187,7 @@ class AnnData(NamesMixin):
 
     def _actualize_silently(self) -> None:
         if self.is_view:
-            self._init_as_actual_from(self.copy())
+            self._init_as_actual_from(self._copy_in_memory())
 
     # -- backed-mode hooks -----------------------------------------------------------
     def _get_actual_X(self) -> Any:
@@ -272,9 +255,7 @@ class AnnData(NamesMixin):
     def obs(self, value: Any) -> None:
         self._set_dim_df("obs", value)
 
-    @obs.deleter
-    def obs(self) -> None:
-        self.obs = pd.DataFrame(index=self.obs_names)
+    obs = obs.deleter(lambda self: setattr(self, "obs", pd.DataFrame(index=self.obs_names)))
 
     @property
     def var(self) -> pd.DataFrame:
@@ -285,9 +266,7 @@ class AnnData(NamesMixin):
     def var(self, value: Any) -> None:
         self._set_dim_df("var", value)
 
-    @var.deleter
-    def var(self) -> None:
-        self.var = pd.DataFrame(index=self.var_names)
+    var = var.deleter(lambda self: setattr(self, "var", pd.DataFrame(index=self.var_names)))
 
     def _set_dim_df(self, attr: str, value: Any) -> None:
         n = self.n_obs if attr == "obs" else self.n_vars
@@ -312,9 +291,7 @@ class AnnData(NamesMixin):
         self._actualize_silently()
         self._uns = value if isinstance(value, dict) else to_actual(value)
 
-    @uns.deleter
-    def uns(self) -> None:
-        self.uns = {}
+    uns = uns.deleter(lambda self: setattr(self, "uns", {}))
 
     # -- X ---------------------------------------------------------------------------
     @property
@@ -344,9 +321,7 @@ class AnnData(NamesMixin):
         else:
             self._X = value
 
-    @X.deleter
-    def X(self) -> None:
-        self.X = None
+    X = X.deleter(lambda self: setattr(self, "X", None))
 
     # -- aligned mappings ------------------------------------------------------------
     def _mapping(self, attr: str) -> Any:
@@ -355,41 +330,16 @@ class AnnData(NamesMixin):
         return getattr(self, f"_{attr}")
 
     def _set_mapping(self, attr: str, value: Mapping | None) -> None:
-        new = _new_mapping(attr, self, value)  # validates before anything changes
+        new = new_mapping(attr, self, value)  # validates before anything changes
         self._actualize_silently()
         new._parent = self
         setattr(self, f"_{attr}", new)
 
-    obsm = property(
-        lambda self: self._mapping("obsm"),
-        lambda self, v: self._set_mapping("obsm", v),
-        lambda self: self._set_mapping("obsm", None),
-        "Multi-dimensional annotation of observations (values with n_obs rows).",
-    )
-    varm = property(
-        lambda self: self._mapping("varm"),
-        lambda self, v: self._set_mapping("varm", v),
-        lambda self: self._set_mapping("varm", None),
-        "Multi-dimensional annotation of variables (values with n_vars rows).",
-    )
-    obsp = property(
-        lambda self: self._mapping("obsp"),
-        lambda self, v: self._set_mapping("obsp", v),
-        lambda self: self._set_mapping("obsp", None),
-        "Pairwise annotation of observations (n_obs × n_obs values).",
-    )
-    varp = property(
-        lambda self: self._mapping("varp"),
-        lambda self, v: self._set_mapping("varp", v),
-        lambda self: self._set_mapping("varp", None),
-        "Pairwise annotation of variables (n_vars × n_vars values).",
-    )
-    layers = property(
-        lambda self: self._mapping("layers"),
-        lambda self, v: self._set_mapping("layers", v),
-        lambda self: self._set_mapping("layers", None),
-        "Further data matrices with the shape of X (``layers[None]`` is X).",
-    )
+    obsm = _mapping_property("obsm", "Multi-dimensional annotation of observations (values with n_obs rows).")
+    varm = _mapping_property("varm", "Multi-dimensional annotation of variables (values with n_vars rows).")
+    obsp = _mapping_property("obsp", "Pairwise annotation of observations (n_obs × n_obs values).")
+    varp = _mapping_property("varp", "Pairwise annotation of variables (n_vars × n_vars values).")
+    layers = _mapping_property("layers", "Further data matrices with the shape of X (``layers[None]`` is X).")
 
     # -- raw -------------------------------------------------------------------------
     @property
@@ -406,21 +356,12 @@ class AnnData(NamesMixin):
             self._actualize_silently()
             self._raw = None
             return
-        if isinstance(value, AnnData):
-            new_raw = Raw(self, X=copy_element(value.X), var=copy_element(value.var), varm=value.varm.copy())
-        elif isinstance(value, Raw):
-            new_raw = Raw(self, X=value.X, var=value.var, varm=value.varm.as_dict())
-        elif isinstance(value, Mapping):
-            new_raw = Raw(self, **dict(value))
-        else:
-            raise ValueError(f"Can only set raw to an AnnData, a Raw, a mapping or None, not {type(value)}.")
+        new_raw = Raw.from_value(self, value)
         self._actualize_silently()
         new_raw._adata = self
         self._raw = new_raw
 
-    @raw.deleter
-    def raw(self) -> None:
-        self.raw = None
+    raw = raw.deleter(lambda self: setattr(self, "raw", None))
 
     # -- subsetting, copying, transposing ----------------------------------------------
     def __getitem__(self, index: Any) -> AnnData:
@@ -447,9 +388,12 @@ class AnnData(NamesMixin):
             from annio.io import backed  # noqa: PLC0415
 
             return backed.copy_backed(self, filename)
+        return self._copy_in_memory()
+
+    def _copy_in_memory(self) -> AnnData:
         raw = self.raw
         return type(self)._from_parts(
-            X=copy_element(self.X),
+            X=copy_element(self.X),  # reads backed X (h5py/zarr datasets, ``to_memory()`` objects)
             obs=copy_element(self._obs),
             var=copy_element(self._var),
             uns=copy_element(self._uns),
@@ -465,27 +409,11 @@ class AnnData(NamesMixin):
         copy
             Also copy in-memory elements (otherwise they are shared with ``self``).
         """
-        if copy or self.is_view:
-            if self.isbacked:
-                return self._to_memory_backed()
-            return self.copy()
-        if self.isbacked:
-            return self._to_memory_backed()
+        if copy or self.is_view or self.isbacked:
+            return self._copy_in_memory()
         return type(self)._from_parts(
             X=self._X, obs=self._obs.copy(deep=False), var=self._var.copy(deep=False), uns=dict(self._uns),
             raw=self._raw, **{attr: getattr(self, f"_{attr}").as_dict() for attr in _MAPPINGS},
-        )
-
-    def _to_memory_backed(self) -> AnnData:
-        X = self.X
-        X = X.to_memory() if hasattr(X, "to_memory") else (X if X is None else X[...])
-        raw = self.raw
-        if raw is not None:
-            raw_X = raw.X.to_memory() if hasattr(raw.X, "to_memory") else raw.X[...]
-            raw = Raw._from_parts(self, raw_X, copy_element(raw.var), raw.varm.copy(), None)
-        return type(self)._from_parts(
-            X=copy_element(to_actual(X)), obs=copy_element(self.obs), var=copy_element(self.var),
-            uns=copy_element(self._uns), raw=raw, **{attr: getattr(self, attr).copy() for attr in _MAPPINGS},
         )
 
     def transpose(self) -> AnnData:
@@ -531,7 +459,7 @@ class AnnData(NamesMixin):
         """Values across variables of var column ``k`` or observation ``k`` (from X or ``layer``)."""
         return get_vector(self, k, "var", layer)
 
-    # -- writing (implemented in annio.io) --------------------------------------------
+    # -- writing (implemented in annio.io) and dunder methods --------------------------
     def write_h5ad(self, filename: Any = None, **kwargs: Any) -> None:
         """Write to an ``.h5ad`` file (see ``annio.write_h5ad``)."""
         from annio import io  # noqa: PLC0415
@@ -548,7 +476,6 @@ class AnnData(NamesMixin):
 
         io.write_zarr(store, self, **kwargs)
 
-    # -- dunder -----------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
         raise NotImplementedError(
             "Equality comparisons are not supported for AnnData objects, instead compare the desired attributes."

@@ -91,10 +91,15 @@ def _normalize_slice(idx: slice, names: pd.Index) -> slice:
         start = _name_position(names, start)
     if isinstance(stop, str):
         stop = _name_position(names, stop) + 1  # label slices include their stop
-    start, stop, step = slice(start, stop, idx.step).indices(len(names))
-    if stop < 0:
-        stop = None  # negative step running to position 0
-    return slice(start, stop, step)
+    return _range_to_slice(range(*slice(start, stop, idx.step).indices(len(names))))
+
+
+def _range_to_slice(r: range) -> slice:
+    """A slice selecting the positions of ``r`` (all non-negative) on any long-enough axis."""
+    if len(r) == 0:
+        return slice(0, 0, 1)
+    # a negative stop only arises for a negative step running to position 0
+    return slice(r.start, r.stop if r.stop >= 0 else None, r.step)
 
 
 def _array_from(idx: Any) -> np.ndarray:
@@ -189,8 +194,7 @@ def is_full_slice(idx: Index1D, n: int) -> bool:
 def compose_index(parent: Index1D, child: Index1D, n: int) -> Index1D:
     """The indexer equivalent to applying ``parent`` then ``child`` on an axis of length ``n``."""
     if isinstance(parent, slice) and isinstance(child, slice):
-        r = range(*parent.indices(n))[child]
-        return slice(r.start, None if r.stop < 0 else r.stop, r.step)
+        return _range_to_slice(range(*parent.indices(n))[child])
     return as_positions(parent, n)[child]
 
 

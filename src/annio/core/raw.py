@@ -57,6 +57,17 @@ class Raw:
         self._varm = AxisArrays(self, 1, {k: to_actual(v) for k, v in (varm or {}).items()})
 
     @classmethod
+    def from_value(cls, adata: AnnData, value: Any) -> Raw:
+        """A new raw for ``adata`` from an AnnData, a Raw or a mapping with X/var/varm."""
+        if isinstance(value, Raw):
+            return cls(adata, X=value.X, var=value.var, varm=value.varm.as_dict())
+        if isinstance(value, Mapping):
+            return cls(adata, **dict(value))
+        if hasattr(value, "X") and hasattr(value, "var") and hasattr(value, "varm"):
+            return cls(adata, X=copy_element(value.X), var=copy_element(value.var), varm=value.varm.copy())
+        raise ValueError(f"Can only set raw to an AnnData, a Raw, a mapping or None, not {type(value)}.")
+
+    @classmethod
     def _from_parts(cls, adata: AnnData, X: Any, var: pd.DataFrame, varm: Mapping, obs_idx: Index1D | None) -> Raw:
         raw = cls.__new__(cls)
         raw._adata = adata
@@ -144,15 +155,20 @@ class Raw:
         )
 
     def to_adata(self) -> AnnData:
-        """An AnnData with the raw X, var and varm and the parent's obs."""
+        """An AnnData with the raw X, var and varm and the parent's obs, obsm, obsp and uns."""
         from annio.core.anndata import AnnData
 
-        obs = self._adata.obs if self._obs_idx is None else self._adata.obs.iloc[self._obs_idx]
+        parent = self._adata
+        oidx = self._obs_idx
+        sub = parent if oidx is None else parent[oidx]
         return AnnData(
             X=copy_element(self.X),
-            obs=copy_element(obs),
+            obs=copy_element(sub.obs),
             var=copy_element(self._var),
             varm=self._varm.copy(),
+            obsm=sub.obsm.copy(),
+            obsp=sub.obsp.copy(),
+            uns=copy_element(parent._uns),
         )
 
     def obs_vector(self, k: str) -> np.ndarray:

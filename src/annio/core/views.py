@@ -64,7 +64,7 @@ def actualize_view(adata: AnnData, attrname: str, *, stacklevel: int = 4) -> Ann
         ImplicitModificationWarning,
         stacklevel=stacklevel,
     )
-    return adata.copy()
+    return adata._copy_in_memory()
 
 
 @contextmanager
@@ -374,6 +374,8 @@ def copy_element(obj: Any) -> Any:
         data = obj._data if isinstance(obj, DictView) else obj
         return {k: copy_element(v) for k, v in data.items()}
     module = type(obj).__module__
+    if hasattr(obj, "to_memory") and not module.startswith(("dask", "xarray")):
+        return obj.to_memory()  # backed arrays of the I/O layer
     if module.startswith("dask"):
         return obj.copy()
     if module.startswith(("h5py", "zarr")):

@@ -15,18 +15,17 @@ import shutil
 import uuid
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 import h5py
-import numpy as np
 import pandas as pd
 import zarr
 from scipy import sparse
 
-from ..errors import FormatError
+from ..errors import AnnioWarning, FormatError
 from . import legacy
 from .registry import Reader, Writer, _ensure_encodings
 from .storage import StorageArray, StorageGroup, wrap
@@ -123,7 +122,12 @@ class _RootReader:
             if key.startswith("raw.") or key in self.skip:
                 continue
             if key not in _PARTS:
-                raise FormatError(f"{root.path.rstrip('/')}/{key}", f"unexpected element in an AnnData group (expected one of {', '.join(_PARTS)})")
+                warnings.warn(
+                    f"{root.path.rstrip('/')}/{key}: not an AnnData element (expected one of {', '.join(_PARTS)}); ignored",
+                    AnnioWarning,
+                    stacklevel=4,
+                )
+                continue
             node = root[key]
             if key == "X":
                 parts["X"] = self.read_x(node, "X")
@@ -218,30 +222,10 @@ def read_zarr(store: Any) -> Any:
 # ============================================================================= writing
 def _strings_to_categoricals(df: pd.DataFrame) -> pd.DataFrame:
     """A shallow copy of ``df`` whose string columns with repeated values are categoricals
-    (natsorted categories), as anndata's ``strings_to_categoricals`` does in place."""
-    try:  # the model's own non-mutating helper, when it exists
-        from ..core import strings_to_categoricals as helper  # type: ignore[attr-defined]
-    except ImportError:
-        helper = None
-    if helper is not None:
-        return helper(df)
-    from natsort import natsorted
+    (natsorted categories); ``df`` itself is never modified."""
+    from ..core.names import strings_to_categoricals
 
-    out = None
-    for key in df.columns:
-        col = df[key]
-        if pd.api.types.infer_dtype(col) != "string":
-            continue
-        cat = pd.Categorical(col)
-        if len(cat.categories) >= len(cat):
-            continue
-        ordered = natsorted(cat.categories)
-        if not np.array_equal(np.asarray(cat.categories), np.asarray(ordered, dtype=object)):
-            cat = cat.reorder_categories(ordered)
-        if out is None:
-            out = df.copy(deep=False)
-        out[key] = cat
-    return df if out is None else out
+    return strings_to_categoricals(df)
 
 
 def _is_sparse(value: Any) -> bool:

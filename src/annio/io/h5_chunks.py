@@ -132,7 +132,7 @@ def read_chunks(dataset: h5py.Dataset, out: np.ndarray) -> None:
     def fetch(offset: tuple[int, ...]) -> tuple[tuple[int, ...], int, bytes | None]:
         try:
             mask, payload = dataset.id.read_direct_chunk(offset)
-        except (OSError, KeyError):  # chunk never written: fill value
+        except (OSError, KeyError, RuntimeError):  # chunk never written: fill value
             return offset, 0, None
         return offset, mask, payload
 

@@ -185,21 +185,12 @@ def _categories_node(group: StorageGroup, column: StorageArray) -> StorageNode:
     """The node that a 0.7-era ``categories`` attribute points at: an HDF5 object reference
     (h5ad) or a path relative to the dataframe group (zarr)."""
     ref = column.attrs.raw_value("categories")
-    if isinstance(ref, bytes):
-        ref = ref.decode("utf-8")
-    if isinstance(ref, str):
+    if isinstance(ref, bytes | str):
+        ref = ref.decode("utf-8") if isinstance(ref, bytes) else ref
         if not ref or ref.startswith("/") or ".." in ref.split("/"):
             raise FormatError(column.path, f"attribute 'categories' must be a path inside {group.path}, found {ref!r}")
         return group[ref]
-    # an HDF5 object reference: resolved through the file that holds the column
-    resolver = getattr(column.raw, "file", None)
-    if resolver is None:
-        raise FormatError(column.path, f"attribute 'categories' has unsupported type {type(ref).__name__}")
-    try:
-        target = resolver[ref]
-    except (ValueError, KeyError, TypeError, OSError) as err:
-        raise FormatError(column.path, f"attribute 'categories' is a dangling reference: {err}") from err
-    return wrap(target)
+    return column.resolve_reference(ref)
 
 
 def _read_series(group: StorageGroup, key: str, reader: Reader) -> Any:

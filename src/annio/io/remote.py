@@ -329,7 +329,11 @@ class MetadataPrefetchStore(WrapperStore[Store]):
         loop = asyncio.get_running_loop()
         if self._probe is None or self._probe[0] is not loop:
             self._probe = (loop, asyncio.ensure_future(self._run_probe()))
-        await asyncio.shield(self._probe[1])
+        try:
+            await asyncio.shield(self._probe[1])
+        except BaseException:
+            self._probe = None  # a failed probe (network error) is retried on the next lookup
+            raise
         assert self._docs is not None
         return self._docs
 

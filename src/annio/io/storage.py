@@ -177,6 +177,24 @@ class StorageNode:
     def is_group(self) -> bool:
         return isinstance(self, StorageGroup)
 
+    def resolve_reference(self, ref: Any) -> StorageGroup | StorageArray:
+        """The node an attribute points at: an HDF5 object reference, resolved in this
+        node's file, or (zarr) a path relative to this node's parent group."""
+        if isinstance(ref, bytes):
+            ref = ref.decode("utf-8")
+        if isinstance(ref, str):
+            if not ref or ref.startswith("/") or ".." in ref.split("/"):
+                raise FormatError(self.path, f"reference {ref!r} must be a relative path inside the parent group")
+            parent = self.path.rsplit("/", 1)[0] or "/"
+            root = self.raw.file if self.backend == "hdf5" else zarr.open_group(self.raw.store, mode="r", path="")
+            return wrap(root[f"{parent.strip('/')}/{ref}".strip("/")])
+        if self.backend != "hdf5":
+            raise FormatError(self.path, f"unsupported reference of type {type(ref).__name__}")
+        try:
+            return wrap(self.raw.file[ref])
+        except (ValueError, KeyError, TypeError, OSError, RuntimeError) as err:
+            raise FormatError(self.path, f"dangling object reference: {err}") from err
+
     @property
     def filename(self) -> str | None:
         """Path of the h5 file, or a string describing the zarr store."""

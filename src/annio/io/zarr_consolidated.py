@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+import warnings
 from typing import Any
 
 import zarr
@@ -38,4 +39,6 @@ def writable_group(store: Any) -> Iterator[StorageGroup]:
         raise ValueError(f"{group.path}: the zarr store is open read-only")
     reopened = zarr.open_group(raw.store, path=raw.path, mode="r+", use_consolidated=False)
     yield StorageGroup(reopened)
-    zarr.consolidate_metadata(raw.store)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(raw.store)

@@ -40,8 +40,6 @@ class AnnDataGroup(GroupEncoding):
             write(group, "raw", adata.raw, dataset_kwargs=dataset_kwargs)
 
     def read(self, node: StorageGroup, reader: Reader) -> Any:
-        from ...core import AnnData
-
         parts = {key: reader.read_elem(node[key]) for key in node.keys() if key in _ANNDATA_KEYS}
         return build_anndata(node.path, parts)
 
@@ -54,6 +52,7 @@ def build_anndata(path: str, parts: dict[str, Any]) -> Any:
     from ...core import AnnData
 
     raw = parts.pop("raw", None)
+    check_shapes(path, parts)
     try:
         adata = AnnData(**{k: v for k, v in parts.items()})
     except (ValueError, TypeError) as err:
@@ -61,6 +60,33 @@ def build_anndata(path: str, parts: dict[str, Any]) -> Any:
     if raw is not None:
         attach_raw(path, adata, raw)
     return adata
+
+
+def _axis_length(parts: dict[str, Any], frame: str, axis: int) -> int | None:
+    if parts.get(frame) is not None:
+        return len(parts[frame].index)
+    if parts.get("X") is not None:
+        return int(parts["X"].shape[axis])
+    return None
+
+
+def check_shapes(path: str, parts: dict[str, Any]) -> None:
+    """Name the stored element whose shape does not fit the object (before building it)."""
+    base = path.rstrip("/")
+    n_obs, n_vars = _axis_length(parts, "obs", 0), _axis_length(parts, "var", 1)
+    expected: list[tuple[str, Any, tuple[int | None, ...]]] = []
+    if parts.get("X") is not None:
+        expected.append(("X", parts["X"], (n_obs, n_vars)))
+    for key, value in (parts.get("layers") or {}).items():
+        expected.append((f"layers/{key}", value, (n_obs, n_vars)))
+    for name, dims in (("obsm", (n_obs,)), ("varm", (n_vars,)), ("obsp", (n_obs, n_obs)), ("varp", (n_vars, n_vars))):
+        for key, value in (parts.get(name) or {}).items():
+            expected.append((f"{name}/{key}", value, dims))
+    for rel, value, dims in expected:
+        shape = tuple(getattr(value, "shape", ()))
+        for axis, want in enumerate(dims):
+            if want is not None and (len(shape) <= axis or shape[axis] != want):
+                raise FormatError(f"{base}/{rel}", f"shape {shape} does not fit the object (axis {axis} should be {want})")
 
 
 def attach_raw(path: str, adata: Any, raw: Any) -> None:

@@ -51,6 +51,14 @@ class DenseArray(ArrayEncoding):
     def read(self, node: StorageArray, reader: Reader) -> np.ndarray:
         return node.read()
 
+    def read_lazy(self, node: StorageArray, reader: Reader, *, chunks: Any = None, **kwargs: Any) -> Any:
+        """A dask array (see :mod:`annio.lazy.arrays` for the chunk rules); 0-d: eager."""
+        if not node.shape:
+            return self.read(node, reader)
+        from ...lazy.arrays import dense_dask
+
+        return dense_dask(node, chunks)
+
 
 @register
 class StringArray(ArrayEncoding):
@@ -76,6 +84,16 @@ class StringArray(ArrayEncoding):
         if not node.is_string:
             raise FormatError(node.path, f"string-array holds non-string data of dtype {node.dtype}")
         return node.read()
+
+    def read_lazy(self, node: StorageArray, reader: Reader, *, chunks: Any = None, **kwargs: Any) -> Any:
+        """A dask array of ``str`` objects; 0-d: eager."""
+        if not node.shape:
+            return self.read(node, reader)
+        if not node.is_string:
+            raise FormatError(node.path, f"string-array holds non-string data of dtype {node.dtype}")
+        from ...lazy.arrays import dense_dask
+
+        return dense_dask(node, chunks)
 
 
 @register

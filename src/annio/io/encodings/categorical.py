@@ -49,3 +49,10 @@ class Categorical(GroupEncoding):
         codes = reader.read_elem(node["codes"])
         categories = reader.read_elem(node["categories"])
         return build_categorical(node.path, np.asarray(codes), categories, bool(node.attrs.get("ordered", False)))
+
+    def read_lazy(self, node: StorageGroup, reader: Reader, **kwargs: Any) -> Any:
+        """A :class:`annio.lazy.frame.LazyCategoricalArray`: codes read on demand,
+        categories once (their number is known without reading them)."""
+        from ...lazy.frame import LazyCategoricalArray
+
+        return LazyCategoricalArray.from_node(node)

@@ -88,3 +88,27 @@ class DataFrame(GroupEncoding):
         if not columns:
             df = pd.DataFrame(index=index)
         return df
+
+    def read_lazy(self, node: StorageGroup, reader: Reader, *, use_range_index: bool = False, chunks: Any = None, **kwargs: Any) -> Any:
+        """A lazy :class:`annio.lazy.frame.Dataset2D`: the index is read, columns stay on disk."""
+        from ...lazy.frame import read_frame_lazy
+
+        return read_frame_lazy(node, reader, use_range_index=use_range_index, chunks=chunks)
+
+
+@register
+class LazyDataFrame(GroupEncoding):
+    """Writes lazy frames (:class:`annio.lazy.frame.Dataset2D`) as ``dataframe``, streaming
+    every column in row blocks; reading stays with :class:`DataFrame`."""
+
+    spec = IOSpec("dataframe", "0.2.0")
+    python_types = ("annio.lazy.frame.Dataset2D",)
+    reads = False
+
+    def needs_many_attributes(self, value: Any) -> bool:
+        return value.shape[1] > MANY_COLUMNS
+
+    def write_into(self, group: StorageGroup, value: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> None:
+        from ...lazy.frame import write_frame
+
+        write_frame(group, value, writer, dataset_kwargs)

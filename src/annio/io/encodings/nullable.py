@@ -40,6 +40,12 @@ class _Masked(GroupEncoding):
     def _values(self, value: Any, mask: np.ndarray) -> np.ndarray:
         return np.asarray(value.to_numpy(dtype=value.dtype.numpy_dtype, na_value=self.fill))
 
+    def read_lazy(self, node: StorageGroup, reader: Reader, **kwargs: Any) -> Any:
+        """A :class:`annio.lazy.frame.LazyMaskedArray`: values and mask read on demand."""
+        from ...lazy.frame import LazyMaskedArray
+
+        return LazyMaskedArray.from_node(node, self.spec.encoding_type)
+
 
 @register
 class NullableInteger(_Masked):

@@ -80,6 +80,12 @@ class _Compressed(GroupEncoding):
         cls = _result_class(self.fmt)
         return cls((data, indices, indptr), shape=shape, copy=False)
 
+    def read_lazy(self, node: StorageGroup, reader: Reader, *, chunks: Any = None, **kwargs: Any) -> Any:
+        """A dask array of scipy blocks along the major axis (see :mod:`annio.lazy.arrays`)."""
+        from ...lazy.arrays import sparse_dask
+
+        return sparse_dask(node, self.fmt, chunks)
+
 
 def _result_class(fmt: str) -> type:
     if settings.use_sparse_array_on_read:

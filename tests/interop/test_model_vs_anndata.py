@@ -1,0 +1,302 @@
+"""Run the same operations on real anndata and on annio and compare the results."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+import annio.core as an
+from annio.testing import assert_equal
+
+ad = pytest.importorskip("anndata")
+
+pytestmark = pytest.mark.interop
+
+
+def _build(mod: Any, X_kind: str = "dense") -> Any:
+    X = np.arange(20, dtype=float).reshape(4, 5)
+    obs = pd.DataFrame(
+        {"c": pd.Categorical(list("aabc")), "f": [1.0, 2.0, 3.0, 4.0], "s": list("pqrs")}, index=list("wxyz")
+    )
+    var = pd.DataFrame({"g": np.arange(5)}, index=list("ABCDE"))
+    a = mod.AnnData(sparse.csr_matrix(X) if X_kind == "csr" else X, obs=obs, var=var)
+    a.obsm["X_pca"] = np.arange(8.0).reshape(4, 2)
+    a.obsm["df"] = pd.DataFrame({"q": [1, 2, 3, 4]}, index=a.obs_names)
+    a.varm["vm"] = np.arange(10.0).reshape(5, 2)
+    a.obsp["p"] = sparse.csr_matrix(np.eye(4))
+    a.layers["l"] = X * 2
+    a.uns["u"] = {"n": 1}
+    a.uns["c_colors"] = np.array(["r", "g", "b"])
+    return a
+
+
+def _run(fn: Callable[[Any], Any], mod: Any) -> tuple[Any, Any, list]:
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        try:
+            out, err = fn(mod), None
+        except Exception as e:  # noqa: BLE001 - compared below
+            out, err = None, e
+    return out, err, [w for w in rec if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))]
+
+
+INDEXERS = {
+    "int": 1,
+    "neg_int": -1,
+    "np_int": np.int64(2),
+    "slice": slice(1, 3),
+    "neg_step": slice(None, None, -1),
+    "label_slice": slice("x", "z"),
+    "bool_np": np.array([True, False, True, True]),
+    "bool_list": [False, True, False, True],
+    "bool_series": pd.Series([True, False, True, False], index=list("wxyz")),
+    "int_array": np.array([3, 0, 0]),
+    "int_list": [2, -1],
+    "name": "y",
+    "names": ["z", "w"],
+    "pd_index": pd.Index(["y", "x"]),
+    "empty": [],
+    "sparse_mask": sparse.csr_matrix(np.array([[True], [False], [True], [False]])),
+    "2d_mask": np.array([[True, True, False, False]]),
+    "tuple_obs_var": (slice(1, None), ["B", "E"]),
+    "ellipsis_var": (..., [0, 4]),
+    "obs_ellipsis": ([1, 2], ...),
+    "var_only": (slice(None), np.array([True, False, True, False, True])),
+    "var_names_slice": (slice(None), slice("B", "D")),
+}
+
+
+@pytest.mark.parametrize("X_kind", ["dense", "csr"])
+@pytest.mark.parametrize("key", list(INDEXERS))
+def test_subsetting(key, X_kind):
+    idx = INDEXERS[key]
+    ref, ours = _build(ad, X_kind)[idx], _build(an, X_kind)[idx]
+    assert ours.is_view and ref.is_view
+    assert ours.shape == ref.shape
+    assert_equal(ours, ref)
+    assert_equal(ours.copy(), ref.copy(), exact=False)
+    assert list(ours.obs["c"].cat.categories) == list(ref.obs["c"].cat.categories)
+    assert list(ours.uns["c_colors"]) == list(ref.uns["c_colors"])
+    assert type(ours.X).__name__ == type(ref.X).__name__
+
+
+@pytest.mark.parametrize(
+    "idx",
+    [[True, False], 9, -9, [0, 9], ["x", "q"], "q", None, np.bool_(True), (0, 0, 0), (..., ..., 1), [0.5]],
+    ids=repr,
+)
+def test_subsetting_errors(idx):
+    _, err_ref, _ = _run(lambda m: _build(m)[idx], ad)
+    _, err_ours, _ = _run(lambda m: _build(m)[idx], an)
+    assert err_ref is not None and err_ours is not None
+    assert type(err_ours) is type(err_ref)
+    if not isinstance(err_ref, KeyError) or idx != "q":
+        assert str(err_ours) == str(err_ref)
+
+
+def test_views_of_views():
+    for mod in (ad, an):
+        v = _build(mod)[1:][[2, 0], ::-1][:, ["D", "A"]]
+        assert v.is_view
+    ref = _build(ad)[1:][[2, 0], ::-1][:, ["D", "A"]]
+    ours = _build(an)[1:][[2, 0], ::-1][:, ["D", "A"]]
+    assert_equal(ours, ref)
+
+
+COW_ACTIONS = {
+    "obs_setitem": lambda v: v.obs.__setitem__("new", 1),
+    "var_setitem": lambda v: v.var.__setitem__("new", 1),
+    "X_setitem": lambda v: v.X.__setitem__((0, 0), -1.0),
+    "obsm_setitem": lambda v: v.obsm.__setitem__("k", np.zeros((v.n_obs, 1))),
+    "obsm_delitem": lambda v: v.obsm.__delitem__("X_pca"),
+    "obsm_array_setitem": lambda v: v.obsm["X_pca"].__setitem__((0, 0), 5.0),
+    "layers_setitem": lambda v: v.layers.__setitem__("k", np.zeros(v.shape)),
+    "layer_array_setitem": lambda v: v.layers["l"].__setitem__((0, 0), 5.0),
+    "uns_setitem": lambda v: v.uns.__setitem__("k", 1),
+}
+
+
+@pytest.mark.parametrize("name", list(COW_ACTIONS))
+def test_copy_on_write(name):
+    action = COW_ACTIONS[name]
+    results = {}
+    for mod in (ad, an):
+        parent = _build(mod)
+        before = parent.copy()
+        view = parent[1:3]
+        _, err, warns = _run(lambda m, view=view: action(view), mod)
+        assert err is None
+        results[mod.__name__] = (view, warns, parent, before)
+    (v_ref, w_ref, p_ref, b_ref), (v_ours, w_ours, p_ours, b_ours) = results["anndata"], results["annio.core"]
+    assert not v_ref.is_view and not v_ours.is_view
+    assert [w.category.__name__ for w in w_ours] == [w.category.__name__ for w in w_ref] == ["ImplicitModificationWarning"]
+    if name != "uns_setitem":  # anndata 0.12 names the attribute `._uns`
+        assert [str(w.message) for w in w_ours] == [str(w.message) for w in w_ref]
+    assert_equal(v_ours, v_ref)
+    assert_equal(p_ours, b_ours) and assert_equal(p_ref, b_ref)  # parents untouched
+
+
+def test_inplace_dataframe_method_on_view():
+    """anndata actualises silently here; annio warns like for every other view modification."""
+    for mod in (ad, an):
+        parent = _build(mod)
+        v = parent[1:3]
+        _, err, warns = _run(lambda m, v=v: v.obs.drop(columns="c", inplace=True), mod)
+        assert err is None and not v.is_view and "c" not in v.obs and "c" in parent.obs
+        assert all(w.category.__name__ == "ImplicitModificationWarning" for w in warns)
+
+
+def test_view_derived_types():
+    for v in (_build(ad)[:2], _build(an)[:2]):
+        assert type(v.X.copy()) is np.ndarray and type(v.X + 1) is np.ndarray
+        assert type(v.obs.copy()) is pd.DataFrame
+        assert type(v.X).__name__ == "ArrayView" and type(v.obs).__name__ == "DataFrameView"
+
+
+def test_raw():
+    objs = {}
+    for mod in (ad, an):
+        a = _build(mod)
+        a.raw = a
+        a = a[:, :2].copy()
+        objs[mod.__name__] = a
+    ref, ours = objs["anndata"], objs["annio.core"]
+    assert ours.raw.shape == ref.raw.shape
+    assert_equal(ours.raw, ref.raw)
+    assert_equal(ours.raw[1:, "B"].X, ref.raw[1:, "B"].X)
+    assert_equal(ours[[3, 1]].raw.X, ref[[3, 1]].raw.X)
+    assert_equal(ours.raw.to_adata(), ref.raw.to_adata())
+    np.testing.assert_array_equal(ours.raw.obs_vector("C"), ref.raw.obs_vector("C"))
+    _, e1, _ = _run(lambda m: setattr(objs["anndata"], "raw", objs["anndata"][:2].copy()), ad)
+    _, e2, _ = _run(lambda m: setattr(objs["annio.core"], "raw", objs["annio.core"][:2].copy()), an)
+    assert str(e1) == str(e2)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [["a", "a", "a", "b"], ["a", "a", "a-1", "b"], ["a", "a-1", "a", "a"], ["a", "a", "a-1", "a-1"], ["a-1", "a", "a"]],
+)
+def test_names_make_unique(names):
+    outs = []
+    for mod in (ad, an):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = mod.AnnData(np.zeros((len(names), 2)), obs=pd.DataFrame(index=names))
+        _, err, warns = _run(lambda m, a=a: a.obs_names_make_unique(), mod)
+        assert err is None
+        outs.append((list(a.obs_names), [str(w.message) for w in warns]))
+    assert outs[0] == outs[1]
+
+
+def test_strings_to_categoricals():
+    df = pd.DataFrame(
+        {"s": ["b10", "b2", "b2", "a"], "u": list("abcd"), "n": [1, 2, 3, 4], "nan": ["x", np.nan, "x", "y"],
+         "pstr": pd.array(["q", "q", "r", None], dtype="string"), "mixed": ["a", 1, "a", 1]},
+        index=list("wxyz"),
+    )
+    objs = []
+    for mod in (ad, an):
+        a = mod.AnnData(np.zeros((4, 2)), obs=df.copy())
+        a.strings_to_categoricals()
+        objs.append(a)
+    assert [str(d) for d in objs[0].obs.dtypes] == [str(d) for d in objs[1].obs.dtypes]
+    assert_equal(objs[1].obs, objs[0].obs, exact=True)
+
+
+def test_strings_to_categoricals_on_view():
+    df = pd.DataFrame({"s": ["b", "b", "a", "c"]}, index=list("wxyz"))
+    res = []
+    for mod in (ad, an):
+        v = mod.AnnData(np.zeros((4, 2)), obs=df.copy())[:3]
+        _, err, warns = _run(lambda m, v=v: v.strings_to_categoricals(), mod)
+        res.append((v.is_view, list(v.obs["s"].cat.categories), {w.category.__name__ for w in warns}))
+    assert res[0] == res[1]
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda m: m.AnnData(np.zeros((3, 2)), obs=pd.DataFrame(index=[1, 2, 3])),
+        lambda m: m.AnnData(np.zeros((3, 2)), obs=pd.DataFrame(index=list("aab"))),
+        lambda m: m.AnnData(np.zeros((3, 2)), var=pd.DataFrame(index=list("aa"))),
+        lambda m: m.AnnData(np.zeros((3, 2)), obs=pd.DataFrame(index=list("ab"))),
+        lambda m: m.AnnData(np.zeros((3, 2)), var=pd.DataFrame(index=list("abc"))),
+        lambda m: m.AnnData(np.zeros((3, 2)), obsm={"a": np.zeros((2, 2))}),
+        lambda m: m.AnnData(np.zeros((3, 2)), obsp={"a": np.zeros((3, 2))}),
+        lambda m: m.AnnData(np.zeros((3, 2)), layers={"a": np.zeros((3, 3))}),
+        lambda m: m.AnnData(np.zeros((3, 2)), layers={"a": sparse.coo_matrix(np.zeros((3, 2)))}),
+        lambda m: m.AnnData(np.zeros((3, 2)), obsm={"a": np.matrix(np.zeros((3, 2)))}),
+        lambda m: m.AnnData(np.zeros(3)),
+        lambda m: m.AnnData(np.zeros((3, 2)), shape=(3, 2)),
+        lambda m: m.AnnData(np.zeros((3, 2))).obs_vector("nope"),
+        lambda m: m.AnnData(shape=(2, 2)).to_df(),
+        lambda m: m.AnnData(np.zeros((3, 2)))[1:].T,
+        lambda m: setattr(m.AnnData(np.zeros((3, 2))), "X", np.zeros((2, 2))),
+        lambda m: setattr(m.AnnData(np.zeros((3, 2))), "obs_names", ["a"]),
+        lambda m: m.AnnData(np.zeros((3, 2))) == 1,
+    ],
+)
+def test_construction_messages(build):
+    out_ref, err_ref, w_ref = _run(build, ad)
+    out_ours, err_ours, w_ours = _run(build, an)
+    assert type(err_ours) is type(err_ref)
+    if err_ref is not None:
+        assert str(err_ours) == str(err_ref)
+    else:
+        assert_equal(out_ours, out_ref)
+    assert [(w.category.__name__, str(w.message)) for w in w_ours] == [
+        (w.category.__name__, str(w.message)) for w in w_ref
+    ]
+
+
+def test_repr_and_misc():
+    ref, ours = _build(ad), _build(an)
+    assert repr(ours) == repr(ref)
+    assert repr(ours[1:, :2]) == repr(ref[1:, :2])
+    assert repr(ours.obsm) == repr(ref.obsm) and repr(ours[:1].layers) == repr(ref[:1].layers)
+    assert repr(an.AnnData()) == repr(ad.AnnData())
+    assert len(ours) == len(ref)
+    assert_equal(ours.T, ref.T)
+    assert_equal(ours.to_df(), ref.to_df())
+    assert_equal(ours.to_df(layer="l"), ref.to_df(layer="l"))
+    for k in ("B", "f", "c"):
+        assert_equal(pd.Series(ours.obs_vector(k)), pd.Series(ref.obs_vector(k)))
+    for k in ("y", "g"):
+        assert_equal(ours.var_vector(k), ref.var_vector(k))
+    a_ref, a_ours = ref.copy(), ours.copy()
+    a_ref.obs_names, a_ours.obs_names = list("abcd"), list("abcd")
+    assert_equal(a_ours.obsm["df"], a_ref.obsm["df"])
+
+
+def test_namespaces():
+    results = []
+    for mod in (ad, an):
+        cls_annot = mod.AnnData
+
+        class NS:
+            def __init__(self, adata: cls_annot) -> None:  # type: ignore[valid-type]
+                self.adata = adata
+
+        NS.__init__.__annotations__["adata"] = mod.AnnData
+        mod.register_anndata_namespace("interop_ns")(NS)
+        try:
+            a = mod.AnnData(np.zeros((2, 2)))
+            cached = a.interop_ns is a.interop_ns
+            _, err_res, _ = _run(lambda m: m.register_anndata_namespace("X")(NS), mod)
+            _, _, w_over = _run(lambda m: m.register_anndata_namespace("interop_ns")(NS), mod)
+
+            class Bad:
+                def __init__(self, x: int) -> None:
+                    pass
+
+            _, err_bad, _ = _run(lambda m: m.register_anndata_namespace("bad_ns")(Bad), mod)
+            results.append((cached, mod.AnnData.interop_ns is NS, str(err_res), [str(w.message) for w in w_over], str(err_bad)))
+        finally:
+            delattr(mod.AnnData, "interop_ns")
+    assert results[0] == results[1]
