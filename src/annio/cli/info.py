@@ -15,12 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    root = open_read(args.path)
-    try:
+    with open_read(args.path) as root:
         for entry in walk(wrap(root), max_depth=args.depth):
             print(entry.describe())
-    finally:
-        close = getattr(root, "close", None)
-        if close is not None and hasattr(root, "filename"):
-            close()
     return 0

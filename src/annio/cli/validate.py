@@ -6,7 +6,6 @@ import argparse
 import warnings
 
 from ..errors import AnnioError
-from ..io.stores import open_read
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,5 +29,4 @@ def run(args: argparse.Namespace) -> int:
     for w in caught:
         print(f"warning: {w.category.__name__}: {w.message}")
     print(f"OK {args.path}: {adata.n_obs} × {adata.n_vars}")
-    _ = open_read  # the same opener as `info`
     return 0

@@ -9,7 +9,6 @@ constructor calls ``annio.io.backed.open_backed(adata, filename, filemode)``, wh
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
