@@ -15,7 +15,7 @@ from annio.io import read_elem, write_elem
 from annio.lazy import ArraySource, read_elem_lazy
 from annio.lazy.arrays import read_sparse_block, sparse_stride, SparseSource
 
-from .conftest import counting_store, open_group
+from lazy_helpers import counting_store, open_group
 
 
 def test_dense_equals_eager(stored):

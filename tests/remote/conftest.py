@@ -148,6 +148,14 @@ def _start_weed(weed: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int,
     return proc, s3, log_path, ports
 
 
+def _remove_weed_sockets(ports: list[int]) -> None:
+    """weed leaves unix sockets named after its ports in /tmp (gRPC and local sockets)."""
+    for port in ports:
+        for kind in ("master", "volume", "filer", "s3"):
+            Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
+            Path(f"/tmp/seaweedfs-{kind}-{port}.sock").unlink(missing_ok=True)
+
+
 def _stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 1.5) -> None:
     if proc.poll() is not None:
         return
@@ -212,6 +220,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         if error is None:
             break
         _stop_process_group(proc)
+        _remove_weed_sockets(ports)
         failures.append(f"attempt {attempt}: {error}\n--- {log_path} (tail) ---\n{_log_tail(log_path)}")
     else:
         pytest.fail("SeaweedFS did not come up:\n" + "\n".join(failures))
@@ -220,10 +229,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield server
     finally:
         _stop_process_group(proc)
-        for port in ports:  # gRPC unix sockets weed leaves in /tmp
-            for kind in ("master", "volume", "filer", "s3"):
-                Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
-            Path(f"/tmp/seaweedfs-filer-{port}.sock").unlink(missing_ok=True)
+        _remove_weed_sockets(ports)
 
 
 # ----------------------------------------------------------------------------- HTTP

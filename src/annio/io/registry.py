@@ -112,15 +112,21 @@ class GroupEncoding(Encoding):
     node_kind: ClassVar[Literal["group", "array"]] = "group"
 
     def write(self, parent: StorageGroup, key: str, value: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> StorageGroup:
+        attrs = {**self.spec.as_attrs(), **self.group_attrs(value)}
         if key in ("", "/"):
             group = parent
+            group.attrs.update(attrs)
         else:
-            group = parent.create_group(key, many_attributes=self.needs_many_attributes(value))
+            group = parent.create_group(key, attrs=attrs, many_attributes=self.needs_many_attributes(value))
         self.write_into(group, value, writer, dataset_kwargs)
         return group
 
     def needs_many_attributes(self, value: Any) -> bool:
         return False
+
+    def group_attrs(self, value: Any) -> dict[str, Any]:
+        """Attributes of the group besides the encoding pair, set when it is created."""
+        return {}
 
     def write_into(self, group: StorageGroup, value: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> None:
         raise NotImplementedError

@@ -369,8 +369,8 @@ class StorageGroup(StorageNode):
             del self.raw.attrs[key]
 
     # -- creation -------------------------------------------------------------------------
-    def create_group(self, key: str, *, many_attributes: bool = False) -> StorageGroup:
-        """Create (replacing any existing) child group ``key``.
+    def create_group(self, key: str, *, attrs: Mapping[str, Any] | None = None, many_attributes: bool = False) -> StorageGroup:
+        """Create (replacing any existing) child group ``key`` with attributes ``attrs``.
 
         ``many_attributes`` asks HDF5 for dense attribute storage, needed when an attribute
         (e.g. a dataframe's ``column-order``) would exceed HDF5's 64 KiB header limit.
@@ -378,8 +378,11 @@ class StorageGroup(StorageNode):
         if key in self:
             del self.raw[key]
         if self.backend == "hdf5":
-            return StorageGroup(self.raw.create_group(key, track_order=True if many_attributes else None))
-        return StorageGroup(self.raw.create_group(key))
+            group = StorageGroup(self.raw.create_group(key, track_order=True if many_attributes else None))
+            if attrs:
+                group.attrs.update(attrs)
+            return group
+        return StorageGroup(self.raw.create_group(key, attributes=_attr_to_json(dict(attrs or {}))))
 
     def create_array(
         self,
@@ -389,6 +392,7 @@ class StorageGroup(StorageNode):
         dataset_kwargs: Mapping[str, Any] | None = None,
         resizable: bool = False,
         shardable: bool = True,
+        attrs: Mapping[str, Any] | None = None,
     ) -> StorageArray:
         """Write a numeric, boolean, string or structured numpy array as child ``key``.
 
@@ -397,7 +401,7 @@ class StorageGroup(StorageNode):
         chunked, compressed or sharded.
         """
         data = np.asarray(data)
-        return self._create(key, data.shape, data.dtype, data, dataset_kwargs or {}, resizable, shardable)
+        return self._create(key, data.shape, data.dtype, data, dataset_kwargs or {}, resizable, shardable, attrs)
 
     def create_empty_array(
         self,
@@ -408,25 +412,28 @@ class StorageGroup(StorageNode):
         dataset_kwargs: Mapping[str, Any] | None = None,
         resizable: bool = False,
         shardable: bool = True,
+        attrs: Mapping[str, Any] | None = None,
     ) -> StorageArray:
         """Create an array to be filled block by block (streamed writes)."""
-        return self._create(key, tuple(shape), np.dtype(dtype), None, dataset_kwargs or {}, resizable, shardable)
+        return self._create(key, tuple(shape), np.dtype(dtype), None, dataset_kwargs or {}, resizable, shardable, attrs)
 
-    def create_scalar(self, key: str, value: Any) -> StorageArray:
+    def create_scalar(self, key: str, value: Any, *, attrs: Mapping[str, Any] | None = None) -> StorageArray:
         """Write a 0-d numeric, boolean or string value."""
         arr = np.asarray(value)
         if arr.dtype.kind in "UOT":
             arr = np.array(str(value), dtype=object)
-        return self._create(key, (), arr.dtype, arr, {}, False, False)
+        return self._create(key, (), arr.dtype, arr, {}, False, False, attrs)
 
-    def create_null(self, key: str) -> StorageArray:
+    def create_null(self, key: str, *, attrs: Mapping[str, Any] | None = None) -> StorageArray:
         """Write anndata's ``null`` element: an h5 null dataspace, or a zarr 0-d bool array
         with no chunk."""
         if key in self:
             del self.raw[key]
         if self.backend == "hdf5":
-            return StorageArray(self.raw.create_dataset(key, data=h5py.Empty("f")))
-        return StorageArray(self.raw.create_array(key, shape=(), dtype=bool, fill_value=False))
+            node = StorageArray(self.raw.create_dataset(key, data=h5py.Empty("f")))
+            node.attrs.update(attrs or {})
+            return node
+        return StorageArray(self.raw.create_array(key, shape=(), dtype=bool, fill_value=False, attributes=_attr_to_json(dict(attrs or {}))))
 
     def _create(
         self,
@@ -437,13 +444,18 @@ class StorageGroup(StorageNode):
         dataset_kwargs: Mapping[str, Any],
         resizable: bool,
         shardable: bool,
+        attrs: Mapping[str, Any] | None = None,
     ) -> StorageArray:
         if key in self:
             del self.raw[key]
         kwargs = {k: v for k, v in dataset_kwargs.items() if k not in _ANNIO_KEYS}
         is_string = dtype.kind in "UOT"
         if self.backend == "hdf5":
-            return StorageArray(self._create_h5(key, shape, dtype, data, kwargs, resizable, is_string))
+            node = StorageArray(self._create_h5(key, shape, dtype, data, kwargs, resizable, is_string))
+            if attrs:
+                node.attrs.update(attrs)
+            return node
+        kwargs["attributes"] = _attr_to_json(dict(attrs or {}))
         return StorageArray(self._create_zarr(key, shape, dtype, data, kwargs, shardable, is_string))
 
     def _create_h5(self, key, shape, dtype, data, kwargs, resizable, is_string) -> h5py.Dataset:
@@ -506,11 +518,13 @@ class StorageGroup(StorageNode):
                 kwargs["shards"] = layout.zarr_shards(shape, tuple(chunks), _itemsize(dtype))
         if shape != () and kwargs.get("chunks") is None:
             kwargs["chunks"] = layout.zarr_chunks(shape, _itemsize(dtype))
+        if data is not None and 0 not in shape:
+            # one call creates the array and writes its data (fewer metadata round trips)
+            if is_string:
+                data = _as_str_objects(data, self._child_path(key)).astype(np.dtypes.StringDType())
+            return self.raw.create_array(key, data=data, **kwargs)
         zdtype: Any = VariableLengthUTF8() if is_string else dtype
-        arr = self.raw.create_array(key, shape=shape, dtype=zdtype, **kwargs)
-        if data is not None and (data.size or shape == ()):
-            arr[...] = _as_str_objects(data, self._child_path(key)) if is_string else data
-        return arr
+        return self.raw.create_array(key, shape=shape, dtype=zdtype, **kwargs)
 
 
 def _itemsize(dtype: np.dtype) -> int:

@@ -42,9 +42,9 @@ class DenseArray(ArrayEncoding):
             if isinstance(value, np.ma.MaskedArray):
                 value = value.data
             data = np.asarray(value, dtype=dtype) if dtype is not None else np.asarray(value)
-            return parent.create_array(key, data, dataset_kwargs=dataset_kwargs)
+            return parent.create_array(key, data, dataset_kwargs=dataset_kwargs, attrs=self.spec.as_attrs())
         # out-of-core sources: stream them
-        target = parent.create_empty_array(key, tuple(value.shape), dtype or value.dtype, dataset_kwargs=dataset_kwargs)
+        target = parent.create_empty_array(key, tuple(value.shape), dtype or value.dtype, dataset_kwargs=dataset_kwargs, attrs=self.spec.as_attrs())
         copy_rows(value, target)
         return target
 
@@ -78,7 +78,7 @@ class StringArray(ArrayEncoding):
         data = np.asarray(data)
         if data.dtype.kind == "S":
             data = np.char.decode(data, "utf-8")
-        return parent.create_array(key, data, dataset_kwargs=dataset_kwargs)
+        return parent.create_array(key, data, dataset_kwargs=dataset_kwargs, attrs=self.spec.as_attrs())
 
     def read(self, node: StorageArray, reader: Reader) -> np.ndarray:
         if not node.is_string:
@@ -107,7 +107,7 @@ class RecArray(ArrayEncoding):
         return value.dtype.kind == "V" and value.dtype.names is not None
 
     def write(self, parent: StorageGroup, key: str, value: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> StorageArray:
-        return parent.create_array(key, np.asarray(value), dataset_kwargs=dataset_kwargs, shardable=False)
+        return parent.create_array(key, np.asarray(value), dataset_kwargs=dataset_kwargs, shardable=False, attrs=self.spec.as_attrs())
 
     def read(self, node: StorageArray, reader: Reader) -> np.recarray:
         return decode_record_strings(node.raw[...]).view(np.recarray)

@@ -21,7 +21,7 @@ class AwkwardArray(GroupEncoding):
         import awkward as ak
 
         form, length, buffers = ak.to_buffers(ak.to_packed(value))
-        group.attrs.update({"length": int(length), "form": form.to_json()})
+        group.attrs.update({"length": int(length), "form": form.to_json()})  # the packing happens here
         for name, buffer in buffers.items():
             writer.write_elem(group, name, buffer, dataset_kwargs=dataset_kwargs)
 

@@ -39,11 +39,13 @@ class Categorical(GroupEncoding):
     spec = IOSpec("categorical", "0.2.0")
     python_types = (pd.Categorical,)
 
+    def group_attrs(self, value: pd.Categorical) -> dict[str, Any]:
+        return {"ordered": bool(value.ordered)}
+
     def write_into(self, group: StorageGroup, value: pd.Categorical, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> None:
         kwargs = {k: v for k, v in dataset_kwargs.items() if k != "dtype"}
         writer.write_elem(group, "codes", np.asarray(value.codes), dataset_kwargs=kwargs)
         writer.write_elem(group, "categories", categories_to_numpy(value.categories), dataset_kwargs=kwargs)
-        group.attrs["ordered"] = bool(value.ordered)
 
     def read(self, node: StorageGroup, reader: Reader) -> pd.Categorical:
         codes = reader.read_elem(node["codes"])

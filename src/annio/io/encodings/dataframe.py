@@ -55,6 +55,12 @@ def column_values(series: pd.Series) -> Any:
     return values
 
 
+def index_key(df: pd.DataFrame) -> str:
+    """Key the index is stored under: its name when it has one that is not a column."""
+    name = df.index.name
+    return name if isinstance(name, str) and name not in df.columns else RESERVED
+
+
 @register
 class DataFrame(GroupEncoding):
     spec = IOSpec("dataframe", "0.2.0")
@@ -63,10 +69,15 @@ class DataFrame(GroupEncoding):
     def needs_many_attributes(self, value: pd.DataFrame) -> bool:
         return value.shape[1] > MANY_COLUMNS
 
+    def group_attrs(self, df: pd.DataFrame) -> dict[str, Any]:
+        return {"_index": index_key(df), "column-order": [str(c) for c in df.columns]}
+
+    def write(self, parent: StorageGroup, key: str, value: pd.DataFrame, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> StorageGroup:
+        check_columns(f"{parent.path.rstrip('/')}/{key}", value)  # before anything is created
+        return super().write(parent, key, value, writer, dataset_kwargs)
+
     def write_into(self, group: StorageGroup, df: pd.DataFrame, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> None:
-        check_columns(group.path, df)
-        index_key = df.index.name if isinstance(df.index.name, str) and df.index.name not in df.columns else RESERVED
-        group.attrs.update({"_index": index_key, "column-order": [str(c) for c in df.columns]})
+        index_key = group.attrs["_index"]
         writer.write_elem(group, index_key, index_values(group.path, df.index), dataset_kwargs=dataset_kwargs)
         for col in df.columns:
             writer.write_elem(group, col, column_values(df[col]), dataset_kwargs=dataset_kwargs)

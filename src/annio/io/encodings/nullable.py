@@ -105,10 +105,8 @@ class NullableString(_Masked):
         writer.write_elem(parent, key, np.asarray(value.to_numpy(), dtype=object), dataset_kwargs=dataset_kwargs)
         return parent[key]
 
-    def write_into(self, group: StorageGroup, value: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> None:
-        super().write_into(group, value, writer, dataset_kwargs)
-        na_value = value.dtype.na_value
-        group.attrs["na-value"] = "NA" if na_value is pd.NA else "NaN"
+    def group_attrs(self, value: Any) -> dict[str, Any]:
+        return {"na-value": "NA" if value.dtype.na_value is pd.NA else "NaN"}
 
     def _values(self, value: Any, mask: np.ndarray) -> np.ndarray:
         return np.asarray(value.to_numpy(dtype=object, na_value=""), dtype=object)

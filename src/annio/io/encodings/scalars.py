@@ -22,7 +22,7 @@ class NumericScalar(ArrayEncoding):
     def write(self, parent: StorageGroup, key: str, value: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> StorageArray:
         if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
             raise OverflowError(f"{parent.path}/{key}: integer {value} does not fit in 64 bits")
-        return parent.create_scalar(key, value)
+        return parent.create_scalar(key, value, attrs=self.spec.as_attrs())
 
     def read(self, node: StorageArray, reader: Reader) -> Any:
         if node.shape not in ((), (1,)):
@@ -38,7 +38,7 @@ class StringScalar(ArrayEncoding):
     python_types = (str, np.str_)
 
     def write(self, parent: StorageGroup, key: str, value: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> StorageArray:
-        return parent.create_scalar(key, str(value))
+        return parent.create_scalar(key, str(value), attrs=self.spec.as_attrs())
 
     def read(self, node: StorageArray, reader: Reader) -> str:
         value = node.read_scalar()
@@ -53,7 +53,7 @@ class Null(ArrayEncoding):
     python_types = (type(None),)
 
     def write(self, parent: StorageGroup, key: str, value: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> StorageArray:
-        return parent.create_null(key)
+        return parent.create_null(key, attrs=self.spec.as_attrs())
 
     def read(self, node: StorageArray, reader: Reader) -> None:
         return None

@@ -55,9 +55,11 @@ class _Compressed(GroupEncoding):
     def accepts(self, value: Any) -> bool:
         return sparse_format(value) == self.fmt
 
+    def group_attrs(self, value: Any) -> dict[str, Any]:
+        return {"shape": [int(s) for s in value.shape]}
+
     def write_into(self, group: StorageGroup, value: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> None:
         shape = tuple(int(s) for s in value.shape)
-        group.attrs["shape"] = list(shape)
         kwargs = {k: v for k, v in dataset_kwargs.items() if k not in ("dtype", "indptr_dtype")}
         if not isinstance(value, _SPARSE_TYPES):
             self._write_streamed(group, value, shape, kwargs, dataset_kwargs)
