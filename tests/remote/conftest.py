@@ -30,8 +30,6 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.remote
-
 S3_ACCESS_KEY = "annio-test-key"
 S3_SECRET_KEY = "annio-test-secret"
 S3_REGION = "us-east-1"

@@ -4,6 +4,7 @@ objects / file objects from :mod:`annio.io.remote` (no URL wiring in the readers
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,24 +25,33 @@ def adata() -> Any:
     return gen_adata((60, 25), X_type="csr", seed=3)
 
 
+@pytest.fixture(scope="module")
+def local_zarr(tmp_path_factory: pytest.TempPathFactory, adata: Any) -> dict[int, Path]:
+    out = {}
+    for zarr_format in (2, 3):
+        out[zarr_format] = tmp_path_factory.mktemp("anndata") / f"adata-v{zarr_format}.zarr"
+        files.write_zarr(out[zarr_format], adata, zarr_format=zarr_format)
+    return out
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
-def test_read_zarr_over_s3_and_http(tmp_path: Any, adata: Any, s3_server: Any, http_server: Any, zarr_format: int) -> None:
-    name = f"adata-v{zarr_format}.zarr"
-    local = tmp_path / name
-    files.write_zarr(local, adata, zarr_format=zarr_format)
-    s3_server.upload_dir(local, f"anndata/{name}")
-    shutil.copytree(local, http_server.root / "anndata" / name)
-    expected = read_zarr(local)
+def test_read_zarr_over_s3(local_zarr: dict[int, Path], s3_server: Any, zarr_format: int) -> None:
+    local = local_zarr[zarr_format]
+    s3_server.upload_dir(local, f"anndata/{local.name}")
+    store = zarr_store_from_url(s3_server.url(f"anndata/{local.name}"), storage_options=s3_server.storage_options())
+    assert_equal(read_zarr(store), read_zarr(local))
 
-    from_s3 = read_zarr(zarr_store_from_url(s3_server.url(f"anndata/{name}"), storage_options=s3_server.storage_options()))
-    assert_equal(from_s3, expected)
 
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_read_zarr_over_http(local_zarr: dict[int, Path], http_server: Any, zarr_format: int) -> None:
+    local = local_zarr[zarr_format]
+    shutil.copytree(local, http_server.root / "anndata" / local.name)
     http_server.log.clear()
-    from_http = read_zarr(zarr_store_from_url(http_server.url(f"anndata/{name}"), zarr_format=zarr_format))
-    assert_equal(from_http, expected)
-    requests = http_server.log.under(f"/anndata/{name}/")
+    assert_equal(read_zarr(zarr_store_from_url(http_server.url(f"anndata/{local.name}"), zarr_format=zarr_format)), read_zarr(local))
+    requests = http_server.log.under(f"/anndata/{local.name}/")
+    # one metadata request; everything else is chunk data
     metadata = [e.path for e in requests if e.path.rsplit("/", 1)[-1] in {"zarr.json", ".zmetadata", ".zgroup", ".zattrs", ".zarray"}]
-    assert metadata == [f"/anndata/{name}/{'zarr.json' if zarr_format == 3 else '.zmetadata'}"]
+    assert metadata == [f"/anndata/{local.name}/{'zarr.json' if zarr_format == 3 else '.zmetadata'}"]
 
 
 @pytest.mark.filterwarnings("ignore:Successfully reconstructed a store:RuntimeWarning")  # zarrs + obstore
