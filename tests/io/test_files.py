@@ -131,12 +131,6 @@ def test_as_sparse_and_as_dense(tmp_path, annio_adata):
         read_h5ad(path, as_sparse=("layers/dense",))
 
 
-def test_backed_not_yet(tmp_path, annio_adata):
-    path = _write("h5ad", tmp_path, annio_adata)
-    with pytest.raises(NotImplementedError, match="backed"):
-        read_h5ad(path, backed="r")
-
-
 def test_is_h5ad_sniffs_magic(tmp_path, annio_adata):
     path = _write("h5ad", tmp_path, annio_adata)
     renamed = path.rename(tmp_path / "no_extension")

@@ -77,3 +77,18 @@ def test_read_h5ad_over_fsspec(tmp_path: Any, adata: Any, s3_server: Any, http_s
         url, options = http_server.url("anndata/adata.h5ad"), {}
     with open_h5_file_from_url(url, storage_options=options) as f:
         assert_equal(read_h5ad(f), read_h5ad(local))
+
+
+@pytest.mark.filterwarnings("ignore:Successfully reconstructed a store:RuntimeWarning")
+def test_urls_straight_into_read_and_write(tmp_path: Any, adata: Any, s3_server: Any, http_server: Any) -> None:
+    """read_zarr/write_zarr/read_h5ad take URLs and storage_options directly."""
+    options = s3_server.storage_options()
+    slim = gen_adata((40, 12), X_type="csr", seed=5, full_annotation=False, varm=False, varp=False, uns=False, layers=False)
+    annio.io.write_zarr(s3_server.url("anndata/by-url.zarr"), slim, storage_options=options)
+    assert_equal(annio.read_zarr(s3_server.url("anndata/by-url.zarr"), storage_options=options), slim)
+    local = tmp_path / "adata.h5ad"
+    files.write_h5ad(local, adata)
+    shutil.copy(local, http_server.root / "by-url.h5ad")
+    assert_equal(annio.read_h5ad(http_server.url("by-url.h5ad")), read_h5ad(local))
+    s3_server.upload_file(local, "anndata/by-url.h5ad")
+    assert_equal(annio.read_h5ad(s3_server.url("anndata/by-url.h5ad"), storage_options=options), read_h5ad(local))

@@ -174,13 +174,15 @@ def read_h5ad(
     as_sparse: str | Sequence[str] = (),
     as_sparse_fmt: Any = None,
     chunk_size: int = 6000,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """Read an ``.h5ad`` file into an :class:`annio.AnnData`.
 
     Parameters
     ----------
     filename
-        Path of the file, or an open ``h5py.File``/``Group``.
+        Path of the file, an ``s3://`` or ``http(s)://`` URL, or an open
+        ``h5py.File``/``Group``.
     backed
         ``"r"``/``"r+"`` (or ``True`` = ``"r+"``) would keep ``X`` on disk: not available yet.
     as_sparse
@@ -189,6 +191,8 @@ def read_h5ad(
         ``scipy.sparse.csr_matrix`` (default) or ``csc_matrix`` (or ``"csr"``/``"csc"``).
     chunk_size
         Rows read per block when converting a dense array to sparse.
+    storage_options
+        For URLs: endpoint, credentials, ``anon`` ... (see :mod:`annio.io.remote`).
     """
     if backed not in (None, False):
         mode = "r+" if backed is True else backed
@@ -197,7 +201,7 @@ def read_h5ad(
         return _read_h5ad_backed(filename, mode)
     targets = _normalize_as_sparse(as_sparse)
     fmt = _sparse_format(as_sparse_fmt)
-    with open_h5_read(filename) as f:
+    with open_h5_read(filename, storage_options=storage_options) as f:
         parts = read_root(f, as_sparse=targets, sparse_fmt=fmt, chunk_size=chunk_size)
     return _build_adata(parts)
 
@@ -205,16 +209,17 @@ def read_h5ad(
 def _read_h5ad_backed(filename: Any, mode: str) -> Any:
     """Backed mode: everything but ``X`` (and ``raw/X``) read with ``read_root(..., skip=
     ("X", "raw/X"))``, ``X`` left in the file. Comes with the backed-mode issue."""
-    raise NotImplementedError(
-        f"read_h5ad(backed={mode!r}) is not implemented yet in annio; read into memory with backed=None"
-    )
+    from .backed import read_h5ad_backed
+
+    return read_h5ad_backed(filename, mode)
 
 
-def read_zarr(store: Any) -> Any:
-    """Read a zarr store (v2 or v3 format; directory, ``.zip`` file, store object or
-    ``zarr.Group``) into an :class:`annio.AnnData`. Consolidated metadata is used when
-    present."""
-    with zarrs_context(), open_zarr_read(store) as group:
+def read_zarr(store: Any, *, storage_options: Mapping[str, Any] | None = None) -> Any:
+    """Read a zarr store (v2 or v3 format; directory, ``.zip`` file, ``s3://`` or
+    ``http(s)://`` URL, store object or ``zarr.Group``) into an :class:`annio.AnnData`.
+    Consolidated metadata is used when present (one request to open a remote store);
+    ``storage_options`` configure URL access (endpoint, credentials, ``anon``)."""
+    with zarrs_context(), open_zarr_read(store, storage_options=storage_options) as group:
         parts = read_root(group)
     return _build_adata(parts)
 
@@ -373,9 +378,10 @@ def write_zarr(
     zarr_format: Literal[2, 3] | None = None,
     consolidate_metadata: bool = True,
     convert_strings_to_categoricals: bool = True,
+    storage_options: Mapping[str, Any] | None = None,
     **dataset_kwargs: Any,
 ) -> None:
-    """Write ``adata`` as a zarr store.
+    """Write ``adata`` as a zarr store (a path, ``.zip`` path, ``s3://`` URL, store or group).
 
     Parameters
     ----------
@@ -391,6 +397,8 @@ def write_zarr(
         Consolidate the metadata afterwards (one read to open the store).
     convert_strings_to_categoricals
         Write string columns of obs/var/raw.var with repeated values as categoricals.
+    storage_options
+        For ``s3://`` URLs: endpoint, credentials (see :mod:`annio.io.remote`).
     **dataset_kwargs
         Options for every array (``compressors``, ``shards``, ...).
     """
@@ -415,8 +423,11 @@ def write_zarr(
         if not isinstance(store, str | os.PathLike):  # a zarr store object: in place
             write_into(zarr.open_group(store, mode="w", zarr_format=fmt))
             return
-        if is_url(store):
-            raise NotImplementedError(f"{store}: writing to remote stores is not supported yet")
+        if is_url(store):  # object stores have no rename: written in place
+            from .remote import zarr_store_from_url
+
+            write_into(zarr.open_group(zarr_store_from_url(store, storage_options=storage_options, read_only=False), mode="w", zarr_format=fmt))
+            return
         target = _local_path(store)
         if is_zip_path(target):
             # zip archives cannot rewrite entries: build a directory store, then zip it up

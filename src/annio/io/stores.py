@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -48,7 +48,9 @@ StoreLike = str | os.PathLike | Store | MutableMapping | zarr.Group | h5py.Group
 
 def is_url(store: Any) -> bool:
     """Whether ``store`` is a string naming a remote location (``scheme://...``)."""
-    return isinstance(store, str) and "://" in store and not store.startswith("file://")
+    from .remote import is_url as _is_url
+
+    return _is_url(store)
 
 
 def _local_path(store: str | os.PathLike) -> Path:
@@ -74,8 +76,10 @@ def is_h5ad(store: Any) -> bool:
     """
     if isinstance(store, h5py.HLObject):
         return True
-    if isinstance(store, zarr.Group | zarr.Array | Store | MutableMapping) or is_url(store):
+    if isinstance(store, zarr.Group | zarr.Array | Store | MutableMapping):
         return False
+    if is_url(store):
+        return store.split("?", 1)[0].rstrip("/").lower().endswith(_H5_EXTENSIONS)
     if not isinstance(store, str | os.PathLike):
         return False
     path = _local_path(store)
@@ -91,7 +95,7 @@ def is_h5ad(store: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------- zarr
-def zarr_store(store: Any, *, mode: Literal["r", "w", "a"] = "r") -> Any:
+def zarr_store(store: Any, *, mode: Literal["r", "w", "a"] = "r", storage_options: Mapping[str, Any] | None = None) -> Any:
     """Map a store-like to something ``zarr.open_group`` accepts.
 
     * ``zarr`` store objects and mappings pass through unchanged;
@@ -104,18 +108,15 @@ def zarr_store(store: Any, *, mode: Literal["r", "w", "a"] = "r") -> Any:
     if isinstance(store, Store | MutableMapping):
         return store
     if is_url(store):
-        return _remote_store(store, mode=mode)
+        from .remote import zarr_store_from_url
+
+        return zarr_store_from_url(store, storage_options=storage_options, read_only=mode == "r")
     if isinstance(store, str | os.PathLike):
         path = _local_path(store)
         if path.suffix.lower() == ".zip":
             return zarr.storage.ZipStore(path, mode="r" if mode == "r" else mode)
         return zarr.storage.LocalStore(path, read_only=mode == "r")
     raise TypeError(f"cannot open {type(store).__name__} as a zarr store")
-
-
-def _remote_store(url: str, *, mode: str) -> Any:
-    """Remote stores (``s3://``, ``http(s)://``): added by the remote-access issue."""
-    raise NotImplementedError(f"{url}: remote stores are not supported yet (s3://, http(s):// come with obstore/fsspec support)")
 
 
 @contextmanager
@@ -136,10 +137,17 @@ def zarrs_context() -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- opening
 @contextmanager
-def open_h5_read(store: Any) -> Iterator[h5py.Group]:
-    """Yield an h5py group to read from; paths are opened read-only and closed afterwards."""
+def open_h5_read(store: Any, *, storage_options: Mapping[str, Any] | None = None) -> Iterator[h5py.Group]:
+    """Yield an h5py group to read from; paths and URLs are opened read-only and closed
+    afterwards."""
     if isinstance(store, h5py.Group):
         yield store
+        return
+    if is_url(store):
+        from .remote import open_h5_file_from_url
+
+        with open_h5_file_from_url(store, storage_options=storage_options) as f:
+            yield f
         return
     if not isinstance(store, str | os.PathLike):
         raise TypeError(f"cannot read h5ad from {type(store).__name__}")
@@ -157,14 +165,14 @@ def open_h5_read(store: Any) -> Iterator[h5py.Group]:
 
 
 @contextmanager
-def open_zarr_read(store: Any) -> Iterator[zarr.Group]:
+def open_zarr_read(store: Any, *, storage_options: Mapping[str, Any] | None = None) -> Iterator[zarr.Group]:
     """Yield a zarr group to read from (consolidated metadata is used when present)."""
     if isinstance(store, zarr.Group):
         yield store
         return
     if isinstance(store, str | os.PathLike) and not is_url(store) and not _local_path(store).exists():
         raise FileNotFoundError(f"No such file or directory: {str(_local_path(store))!r}")
-    zstore = zarr_store(store, mode="r")
+    zstore = zarr_store(store, mode="r", storage_options=storage_options)
     try:
         try:
             group = zarr.open_group(zstore, mode="r")
@@ -179,10 +187,10 @@ def open_zarr_read(store: Any) -> Iterator[zarr.Group]:
 
 
 @contextmanager
-def open_read(store: Any) -> Iterator[h5py.Group | zarr.Group]:
+def open_read(store: Any, *, storage_options: Mapping[str, Any] | None = None) -> Iterator[h5py.Group | zarr.Group]:
     """Yield an opened h5py file or zarr group for ``store``, whichever format it is."""
     opener = open_h5_read if is_h5ad(store) else open_zarr_read
-    with opener(store) as group:
+    with opener(store, storage_options=storage_options) as group:
         yield group
 
 
