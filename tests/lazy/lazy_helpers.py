@@ -23,7 +23,7 @@ SMALL_LAYOUT = {"chunk_target_bytes": 4096, "shard_target_bytes": 65536}
 
 def make_adata(n_obs: int = 600, n_vars: int = 40, seed: int = 0) -> annio.AnnData:
     rng = np.random.default_rng(seed)
-    X = sp.random(n_obs, n_vars, density=0.2, format="csr", dtype=np.float32, random_state=seed)
+    X = sp.random(n_obs, n_vars, density=0.05, format="csr", dtype=np.float32, random_state=seed)
     cats = pd.Categorical(rng.choice(["b", "a", "c"], n_obs), categories=["c", "b", "a", "unused"])
     ints = pd.array(rng.integers(0, 100, n_obs), dtype="Int32")
     ints[::7] = pd.NA

@@ -405,6 +405,8 @@ class Dataset2D:
                 key = np.flatnonzero(arr)
             elif arr.dtype.kind in "iu":
                 key = np.where(arr < 0, arr + n, arr).astype(np.intp) if arr.size and arr.min() < 0 else arr.astype(np.intp)
+                if key.size and key[-1] - key[0] == key.size - 1 and (key.size == 1 or (np.diff(key) == 1).all()):
+                    key = slice(int(key[0]), int(key[-1]) + 1)  # a run of rows: cheaper to select
             else:
                 raise IndexError(f"cannot select rows with {type(key).__name__} of dtype {arr.dtype}")
         full = isinstance(key, slice) and key.indices(n) == (0, n, 1)
