@@ -111,7 +111,6 @@ def test_open_reads_only_metadata_and_indexes(tmp_path, fmt):
     assert len(touched) == 1, (touched, dense_grid)  # rows 2610..2620 sit in one storage block
 
 
-@pytest.mark.xfail(reason="core: AnnData.to_memory must compute dask arrays (see lazy report)", strict=False)
 def test_to_memory_materialises_everything(stored):
     fmt, path = stored
     eager = read_eager(fmt, path)

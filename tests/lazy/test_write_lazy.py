@@ -30,10 +30,6 @@ def _tree(node, out=None, prefix=""):
     return out
 
 
-# sparse indptr written by the streaming writer is int64 where the eager writer picks int32
-_STREAMED_INDPTR = ("/X/indptr",)
-
-
 def assert_same_content(a, b):
     ta, tb = _tree(a), _tree(b)
     assert sorted(ta) == sorted(tb)
@@ -45,8 +41,7 @@ def assert_same_content(a, b):
         if va is None:
             assert vb is None, path
             continue
-        if path not in _STREAMED_INDPTR:
-            assert va.dtype == vb.dtype, (path, va.dtype, vb.dtype)
+        assert va.dtype == vb.dtype, (path, va.dtype, vb.dtype)
         np.testing.assert_array_equal(va, vb, err_msg=path)
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from annio.core.aligned import check_X, coerce_array, new_mapping
 from annio.core.index import compose_index, dense, get_vector, normalize_indices, subset_2d, subset_axis
-from annio.core.names import NamesMixin, make_dim_frame
+from annio.core.names import NamesMixin, is_lazy_frame, make_dim_frame
 from annio.core.raw import Raw
 from annio.core.views import (
     DictView,
@@ -26,11 +26,16 @@ from annio.core.views import (
     as_view,
     copy_element,
     drop_unused_categories,
+    materialize,
     to_actual,
 )
 from annio.settings import settings
 
 __all__ = ["AnnData"]
+
+
+def _shallow(frame: Any) -> Any:
+    return frame if is_lazy_frame(frame) else frame.copy(deep=False)
 
 _MAPPINGS = ("obsm", "varm", "obsp", "varp", "layers")
 _STATE = ("_is_view", "_adata_ref", "_oidx", "_vidx", "_X", "_obs", "_var", "_uns", "_raw", "_file") + tuple(
@@ -195,7 +200,10 @@ class AnnData(NamesMixin):
         return self._X
 
     def _backed_raw_X(self) -> Any:
-        return self._file.get_raw_X()
+        X = self._file.get_raw_X()
+        if self.is_view and X is not None:  # a view's raw holds only the view's observations
+            X = subset_axis(X, self._oidx, 0)
+        return X
 
     # -- shape and names ---------------------------------------------------------------
     @property
@@ -409,11 +417,25 @@ class AnnData(NamesMixin):
             Also copy in-memory elements (otherwise they are shared with ``self``).
         """
         if copy or self.is_view or self.isbacked:
-            return self._copy_in_memory()
-        return type(self)._from_parts(
-            X=self._X, obs=self._obs.copy(deep=False), var=self._var.copy(deep=False), uns=dict(self._uns),
-            raw=self._raw, **{attr: getattr(self, f"_{attr}").as_dict() for attr in _MAPPINGS},
-        )
+            result = self._copy_in_memory()
+        else:
+            result = type(self)._from_parts(
+                X=self._X, obs=_shallow(self._obs), var=_shallow(self._var), uns=dict(self._uns),
+                raw=self._raw, **{attr: getattr(self, f"_{attr}").as_dict() for attr in _MAPPINGS},
+            )
+        result._materialize()
+        return result
+
+    def _materialize(self) -> None:
+        """Load every lazy element (dask arrays, lazy frames) of this object in place."""
+        self._X = materialize(self._X)
+        self._obs, self._var, self._uns = materialize(self._obs), materialize(self._var), materialize(self._uns)
+        for attr in _MAPPINGS:
+            mapping = getattr(self, f"_{attr}")
+            mapping._data = {k: materialize(v) for k, v in mapping._data.items()}
+        if self._raw is not None:
+            raw = self._raw
+            self._raw = Raw._from_parts(self, materialize(raw.X), materialize(raw.var), {k: materialize(v) for k, v in raw.varm.items()}, None)
 
     def transpose(self) -> AnnData:
         """The transposed object: obs↔var, obsm↔varm, obsp↔varp, X and layers transposed.

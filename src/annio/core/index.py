@@ -230,8 +230,8 @@ def subset_2d(x: Any, oidx: Index1D, vidx: Index1D) -> Any:
     """Subset a 2-D element on both axes with normalised indexers."""
     if x is None:
         return None
-    if isinstance(oidx, slice) and isinstance(vidx, slice):
-        return x[oidx, vidx]
+    if (isinstance(oidx, slice) and isinstance(vidx, slice)) or getattr(x, "_annio_backed_sparse", False):
+        return x[oidx, vidx]  # backed datasets pick the cheapest on-disk read themselves
     if isinstance(x, np.ndarray) and not isinstance(oidx, slice) and not isinstance(vidx, slice):
         return x[np.ix_(oidx, vidx)]
     if sparse.issparse(x) and x.format == "csc":

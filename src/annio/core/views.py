@@ -358,6 +358,21 @@ def to_actual(obj: Any) -> Any:
     return obj
 
 
+def materialize(obj: Any) -> Any:
+    """``obj`` in memory: dask arrays computed, lazy frames loaded, recursively in dicts;
+    in-memory values are returned as they are (no copy)."""
+    if obj is None:
+        return None
+    if hasattr(obj, "_annio_lazy_frame"):
+        return obj.to_memory()
+    if isinstance(obj, (DictView, dict)):
+        data = obj._data if isinstance(obj, DictView) else obj
+        return {k: materialize(v) for k, v in data.items()}
+    if type(obj).__module__.startswith("dask") and hasattr(obj, "compute"):
+        return obj.compute()
+    return obj
+
+
 def copy_element(obj: Any) -> Any:
     """A deep, detached copy of any element (views become their base type)."""
     if obj is None:

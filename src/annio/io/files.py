@@ -184,7 +184,8 @@ def read_h5ad(
         Path of the file, an ``s3://`` or ``http(s)://`` URL, or an open
         ``h5py.File``/``Group``.
     backed
-        ``"r"``/``"r+"`` (or ``True`` = ``"r+"``) would keep ``X`` on disk: not available yet.
+        ``"r"``/``"r+"`` (or ``True`` = ``"r+"``): keep ``X`` (and ``raw/X``) on disk; see
+        :mod:`annio.io.backed`.
     as_sparse
         ``"X"`` and/or ``"raw/X"``: read these (stored dense) as sparse matrices.
     as_sparse_fmt

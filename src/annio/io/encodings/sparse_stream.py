@@ -1,49 +1,98 @@
 """Streamed writing of sparse matrices that do not sit in memory (dask arrays of scipy
-chunks, backed datasets): blocks along the major axis are appended one at a time."""
+chunks, backed datasets): blocks along the major axis are appended one at a time.
+
+``data`` and ``indices`` grow as blocks arrive; values are buffered until a whole storage
+block (a zarr shard, or a chunk) is full, so every shard is written exactly once and peak
+memory stays at about one shard plus one input block.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..storage import StorageGroup
+from ...settings import settings
+from .. import layout
+from ..storage import StorageArray, StorageGroup
 from .blocks import row_blocks
 
 
-def _major_blocks(value: Any, fmt: str, n_major: int) -> Any:
+def _major_blocks(value: Any, fmt: str, n_major: int, row_bytes: int) -> Iterator[slice]:
     chunks = getattr(value, "chunks", None)
-    if chunks is not None:  # dask: follow its own blocks along the major axis
-        axis = 0 if fmt == "csr" else 1
+    if chunks is not None and isinstance(chunks, tuple) and chunks and isinstance(chunks[0], tuple):
+        axis = 0 if fmt == "csr" else 1  # dask: follow its own blocks along the major axis
         start = 0
         for size in chunks[axis]:
             yield slice(start, start + size)
             start += size
         return
-    yield from row_blocks(n_major, 64 * 64)  # backed datasets: a few thousand rows per block
+    yield from row_blocks(n_major, row_bytes)
+
+
+class _Appender:
+    """A growing 1-D array written in whole storage blocks."""
+
+    def __init__(self, group: StorageGroup, key: str, dtype: np.dtype, kwargs: dict) -> None:
+        itemsize = dtype.itemsize
+        chunk = max(1, settings.chunk_target_bytes // itemsize)
+        kwargs = {"chunks": (chunk,), **kwargs}
+        if group.zarr_format == 3 and settings.auto_shard_zarr_v3 and "shards" not in kwargs:
+            kwargs["shards"] = layout.zarr_shards((2**62,), (kwargs["chunks"][0],), itemsize)
+        self.array: StorageArray = group.create_empty_array(key, (0,), dtype, dataset_kwargs=kwargs, resizable=True)
+        self.dtype = dtype
+        self.block = (self.array.shards or self.array.chunks or (chunk,))[0]
+        self.length = 0
+        self.pending: list[np.ndarray] = []
+        self.n_pending = 0
+
+    def append(self, values: np.ndarray) -> None:
+        self.pending.append(values.astype(self.dtype, copy=False))
+        self.n_pending += len(values)
+        if self.n_pending >= self.block:
+            self._flush(whole_blocks_only=True)
+
+    def _flush(self, *, whole_blocks_only: bool) -> None:
+        if not self.n_pending:
+            return
+        data = np.concatenate(self.pending)
+        n = len(data) // self.block * self.block if whole_blocks_only else len(data)
+        if n:
+            self.array.resize(self.length + n)
+            self.array.write(slice(self.length, self.length + n), data[:n])
+            self.length += n
+        rest = data[n:]
+        self.pending, self.n_pending = ([rest] if len(rest) else []), len(rest)
+
+    def close(self) -> None:
+        self._flush(whole_blocks_only=False)
 
 
 def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, ...], kwargs: dict, dataset_kwargs: Mapping[str, Any]) -> None:
-    n_major = shape[0] if fmt == "csr" else shape[1]
+    """Write ``value`` as ``data``/``indices``/``indptr`` of ``group``, block by block."""
+    n_major, n_minor = (shape[0], shape[1]) if fmt == "csr" else (shape[1], shape[0])
     dtype = np.dtype(dataset_kwargs.get("dtype") or value.dtype)
-    indptr_dtype = np.dtype(dataset_kwargs.get("indptr_dtype") or np.int64)
-    data = group.create_empty_array("data", (0,), dtype, dataset_kwargs=kwargs, resizable=True, shardable=False)
-    indices = group.create_empty_array("indices", (0,), np.int32 if max(shape) < 2**31 else np.int64, dataset_kwargs=kwargs, resizable=True, shardable=False)
+    index_dtype = np.dtype(np.int32 if n_minor < 2**31 else np.int64)
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("chunks", "shards")}
+    data = _Appender(group, "data", dtype, kwargs)
+    indices = _Appender(group, "indices", index_dtype, kwargs)
     indptr_parts = [np.zeros(1, dtype=np.int64)]
     nnz = 0
-    for sel in _major_blocks(value, fmt, n_major):
+    row_bytes = max(1, int(n_minor * 0.05) * (dtype.itemsize + index_dtype.itemsize))  # ~5% dense guess
+    for sel in _major_blocks(value, fmt, n_major, row_bytes):
         block = value[sel] if fmt == "csr" else value[:, sel]
         if hasattr(block, "compute"):
             block = block.compute()
         block = sp.csr_matrix(block) if fmt == "csr" else sp.csc_matrix(block)
         block.sort_indices()
-        if block.nnz:
-            data.resize(nnz + block.nnz)
-            indices.resize(nnz + block.nnz)
-            data.write(slice(nnz, nnz + block.nnz), block.data.astype(dtype, copy=False))
-            indices.write(slice(nnz, nnz + block.nnz), block.indices)
+        data.append(block.data)
+        indices.append(block.indices)
         indptr_parts.append(block.indptr[1:].astype(np.int64) + nnz)
         nnz += block.nnz
-    group.create_array("indptr", np.concatenate(indptr_parts).astype(indptr_dtype), dataset_kwargs=kwargs, resizable=True)
+    data.close()
+    indices.close()
+    indptr = np.concatenate(indptr_parts)
+    indptr_dtype = dataset_kwargs.get("indptr_dtype") or (np.int32 if nnz < np.iinfo(np.int32).max else np.int64)
+    group.create_array("indptr", indptr.astype(indptr_dtype), dataset_kwargs=kwargs, resizable=True)
