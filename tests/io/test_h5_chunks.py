@@ -57,3 +57,19 @@ def test_size_close_to_zlib(tmp_path):
     ours = (tmp_path / "a.h5").stat().st_size
     reference = (tmp_path / "b.h5").stat().st_size
     assert ours <= reference * 1.05
+
+
+def test_read_ranges_direct_chunks_fill_and_gather(tmp_path):
+    """StorageArray.read_ranges on gzip chunks: unwritten chunks give the fill value."""
+    from annio.io.storage import wrap
+
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        d = f.create_dataset("x", shape=(10_000,), dtype="i4", chunks=(100,), compression="gzip", fillvalue=-1)
+        d[:5000] = np.arange(5000)
+    want = np.concatenate((np.arange(5000), np.full(5000, -1))).astype("i4")
+    starts, stops = np.array([10, 4990, 7000]), np.array([20, 5010, 9000])
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        node = wrap(f["x"])
+        assert h5_chunks.can_read_ranges(f["x"])
+        got = node.read_ranges(starts, stops)
+    np.testing.assert_array_equal(got, np.concatenate([want[a:b] for a, b in zip(starts, stops, strict=True)]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .registry import IOSpec, read_dispatched, read_elem, write_dispatched, write_elem
 from .files import read_h5ad, read_zarr, write_h5ad, write_zarr
-from .backed import CSCDataset, CSRDataset, sparse_dataset
+from .sparse_datasets import CSCDataset, CSRDataset, sparse_dataset
 
 __all__ = [
     "IOSpec",

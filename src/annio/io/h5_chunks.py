@@ -4,8 +4,12 @@ HDF5's own gzip filter runs one chunk at a time on one core, with zlib. annio in
 compresses whole chunks in a thread pool (libdeflate when installed, else zlib) and hands the
 bytes to HDF5 with ``write_direct_chunk``; reading does the reverse with
 ``read_direct_chunk`` and libdeflate/ISA-L/zlib. The file is the same standard
-gzip-filtered HDF5 that every reader opens — only the speed differs. Part of the storage
-adapter: encodings never see it.
+gzip-filtered HDF5 that every reader opens — only the speed differs.
+
+:func:`read_ranges` uses the same chunk machinery to read many ranges of a 1-D dataset
+(the rows of a backed or lazy sparse matrix): every touched chunk is fetched once and
+decoded in the pool, then the wanted pieces are gathered. Part of the storage adapter
+(:meth:`annio.io.storage.StorageArray.read_ranges`): encodings never see it.
 """
 
 from __future__ import annotations
@@ -13,15 +17,20 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import h5py
 import numpy as np
 
+from ..errors import FormatError
 from ..settings import settings
+from .ranges import gather_index
 
-__all__ = ["can_use_direct_chunks", "write_chunks", "read_chunks"]
+__all__ = ["can_use_direct_chunks", "write_chunks", "read_chunks", "can_read_ranges", "read_ranges"]
+
+T = TypeVar("T")
 
 try:  # ISA-L: fast deflate compression (and decent decompression)
     from isal import isal_zlib as _isal
@@ -32,8 +41,13 @@ try:  # libdeflate: the fastest deflate decompression
 except ImportError:  # pragma: no cover - optional extra
     _libdeflate = None
 
-# Below this many bytes the thread pool costs more than it saves.
+# Below this many bytes the thread pool costs more than it saves (whole datasets).
 MIN_PARALLEL_BYTES = 4 * 2**20
+#: :func:`read_ranges`: decompress in threads only when the touched chunks hold at least
+#: this many bytes (and a single range takes the chunk path only from this size on).
+RANGES_PARALLEL_BYTES = 1 << 20
+#: :func:`read_ranges`: gather in batches of touched chunks of about this many bytes.
+_RANGES_BATCH_BYTES = 64 << 20
 
 
 def _compressor(level: int) -> Callable[[bytes], bytes]:
@@ -109,33 +123,125 @@ def write_chunks(dataset: h5py.Dataset, data: np.ndarray, level: int = 4) -> Non
                 dataset.id.write_direct_chunk(offset, payload, 0)
 
 
+def _fetch(dsid: h5py.h5d.DatasetID, offset: tuple[int, ...]) -> tuple[tuple[int, ...], int, bytes | None]:
+    try:
+        mask, payload = dsid.read_direct_chunk(offset)
+    except (OSError, KeyError, RuntimeError):  # chunk never written: fill value
+        return offset, 0, None
+    return offset, mask, payload
+
+
+def _chunk_decoder(dataset: h5py.Dataset) -> Callable[[int, bytes | None], np.ndarray]:
+    """``decode(filter_mask, payload)`` → one whole chunk as an array of the chunk shape
+    (the fill value for a chunk never written)."""
+    chunks = tuple(dataset.chunks)
+    dtype = dataset.dtype
+    count = math.prod(chunks)
+    nbytes = count * dtype.itemsize
+    compressed = dataset.compression == "gzip"
+    decompress = _decompressor(nbytes) if compressed else None
+    fillvalue = dataset.fillvalue
+    fill: list[np.ndarray] = []
+    name = dataset.name
+
+    def decode(mask: int, payload: bytes | None) -> np.ndarray:
+        if payload is None:
+            if not fill:
+                fill.append(np.full(chunks, fillvalue, dtype=dtype))
+            return fill[0]
+        raw = decompress(payload) if (compressed and not mask & 1) else payload
+        if len(raw) < nbytes:
+            raise FormatError(name, f"chunk holds {len(raw)} bytes, expected {nbytes}")
+        return np.frombuffer(raw, dtype=dtype, count=count).reshape(chunks)
+
+    return decode
+
+
+def _each_chunk(
+    dataset: h5py.Dataset, offsets: Iterable[tuple[int, ...]], work: Callable[[tuple[int, ...], np.ndarray], T], *, batch: int, parallel: bool
+) -> Iterator[list[T]]:
+    """Fetch the chunks at ``offsets`` with ``read_direct_chunk`` (batch by batch, on this
+    thread: HDF5 calls are serialised anyway), decode each and run ``work(offset, chunk)``
+    on it — in a thread pool when ``parallel``; yields the results of each batch in order."""
+    decode = _chunk_decoder(dataset)
+    dsid = dataset.id
+
+    def job(item: tuple[tuple[int, ...], int, bytes | None]) -> T:
+        offset, mask, payload = item
+        return work(offset, decode(mask, payload))
+
+    pool = ThreadPoolExecutor(max_workers=settings.resolved_io_threads) if parallel else None
+    try:
+        for group in _batched(iter(offsets), batch):
+            items = [_fetch(dsid, o) for o in group]
+            yield list(pool.map(job, items)) if pool is not None else [job(i) for i in items]
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
 def read_chunks(dataset: h5py.Dataset, out: np.ndarray) -> None:
     """Read the whole of ``dataset`` into ``out``, decompressing chunks in threads."""
     chunks = tuple(dataset.chunks)
     shape = tuple(dataset.shape)
     nbytes = math.prod(chunks) * dataset.dtype.itemsize
-    decompress = _decompressor(nbytes)
-    threads = settings.resolved_io_threads
-    fill = dataset.fillvalue
-    batch = max(threads * 2, settings.write_block_bytes // max(1, nbytes))
+    batch = max(settings.resolved_io_threads * 2, settings.write_block_bytes // max(1, nbytes))
 
-    def job(item: tuple[tuple[int, ...], int, bytes | None]) -> None:
-        offset, mask, payload = item
+    def copy(offset: tuple[int, ...], block: np.ndarray) -> None:
         sel = _chunk_slices(offset, chunks, shape)
-        if payload is None:
-            out[sel] = fill
-            return
-        raw = decompress(payload) if not mask & 1 else payload
-        block = np.frombuffer(raw, dtype=dataset.dtype, count=math.prod(chunks)).reshape(chunks)
         out[sel] = block[tuple(slice(0, s.stop - s.start) for s in sel)]
 
-    def fetch(offset: tuple[int, ...]) -> tuple[tuple[int, ...], int, bytes | None]:
-        try:
-            mask, payload = dataset.id.read_direct_chunk(offset)
-        except (OSError, KeyError, RuntimeError):  # chunk never written: fill value
-            return offset, 0, None
-        return offset, mask, payload
+    for _ in _each_chunk(dataset, _chunk_offsets(shape, chunks), copy, batch=batch, parallel=True):
+        pass
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for offsets in _batched(_chunk_offsets(shape, chunks), batch):
-            list(pool.map(job, [fetch(o) for o in offsets]))
+
+# ----------------------------------------------------------------------------- 1-D ranges
+def can_read_ranges(dataset: h5py.Dataset) -> bool:
+    """Whether :func:`read_ranges` can read ``dataset``: a chunked 1-D numeric
+    native-endian dataset with no filter except a plain deflate (gzip)."""
+    if dataset.chunks is None or dataset.ndim != 1 or dataset.dtype.kind not in "biuf" or dataset.dtype.byteorder not in "=|<":
+        return False
+    plist = dataset.id.get_create_plist()
+    n = plist.get_nfilters()
+    if n == 0:
+        return True
+    return n == 1 and plist.get_filter(0)[0] == h5py.h5z.FILTER_DEFLATE
+
+
+def read_ranges(dataset: h5py.Dataset, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The concatenation of ``dataset[starts[i]:stops[i]]`` for sorted, non-overlapping,
+    non-empty ranges of a dataset :func:`can_read_ranges` accepts: each touched chunk is
+    fetched once with ``read_direct_chunk``; gzip chunks are decompressed in a thread pool
+    when there are at least :data:`RANGES_PARALLEL_BYTES` of them."""
+    chunk = int(dataset.chunks[0])
+    chunk_bytes = chunk * dataset.dtype.itemsize
+    lengths = stops - starts
+    out_offsets = np.cumsum(lengths) - lengths
+    out = np.empty(int(lengths.sum()), dtype=dataset.dtype)
+    # split the ranges at chunk boundaries into pieces, sorted by chunk
+    c_first = starts // chunk
+    n_pieces = (stops - 1) // chunk - c_first + 1
+    p_range = np.repeat(np.arange(starts.size), n_pieces)
+    p_chunk = c_first[p_range] + (np.arange(int(n_pieces.sum())) - np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces))
+    p_start = np.maximum(starts[p_range], p_chunk * chunk)
+    p_stop = np.minimum(stops[p_range], (p_chunk + 1) * chunk)
+    p_out = out_offsets[p_range] + (p_start - starts[p_range])
+    chunks, first_piece = np.unique(p_chunk, return_index=True)
+    threads = settings.resolved_io_threads
+    compressed = dataset.compression == "gzip"
+    parallel = compressed and threads > 1 and chunks.size > 1 and chunks.size * chunk_bytes >= RANGES_PARALLEL_BYTES
+    batch = max(1, _RANGES_BATCH_BYTES // max(1, chunk_bytes))
+    offsets = ((c * chunk,) for c in chunks.tolist())
+    b0 = 0
+    for blocks in _each_chunk(dataset, offsets, lambda _offset, block: block, batch=batch, parallel=parallel):
+        b1 = b0 + len(blocks)
+        buf = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        q0 = int(first_piece[b0])
+        q1 = int(first_piece[b1]) if b1 < chunks.size else p_chunk.size
+        slot = np.searchsorted(chunks[b0:b1], p_chunk[q0:q1])  # chunk position within buf
+        local = slot * chunk + (p_start[q0:q1] - p_chunk[q0:q1] * chunk)
+        o0 = int(p_out[q0])
+        o1 = int(p_out[q1 - 1] + (p_stop[q1 - 1] - p_start[q1 - 1]))
+        out[o0:o1] = buf[gather_index(local, p_stop[q0:q1] - p_start[q0:q1])]
+        b0 = b1
+    return out

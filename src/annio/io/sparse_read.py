@@ -1,61 +1,43 @@
 """Partial reads of a stored CSR/CSC matrix: rows ``[a, b)`` or a sorted set of rows
 (columns for CSC), reading only the needed ranges of ``data`` and ``indices``.
 
-Shared by backed sparse datasets (:mod:`annio.io.backed`) and the lazy sparse blocks
-(:mod:`annio.lazy.arrays`). Everything here works on "major" positions: rows of a CSR
-matrix, columns of a CSC matrix.
+Shared by backed sparse datasets (:mod:`annio.io.sparse_datasets`) and the lazy sparse
+blocks (:mod:`annio.lazy.arrays`). Everything here works on "major" positions: rows of a
+CSR matrix, columns of a CSC matrix.
 
 The entry points:
 
 * :func:`read_major_slice` — major positions ``start:stop``;
 * :func:`read_major_rows` — a sorted array of unique major positions;
 * :func:`read_ranges` — the concatenation of ``array[starts[i]:stops[i]]`` for many
-  ranges of one stored 1-D array, in as few storage requests as possible.
-
-How :func:`read_ranges` reads (measured on a 50k × 5k CSR with 5 M values):
-
-* one range: one slice read;
-* ranges that cover most of their span: one covering slice, gathered in memory;
-* HDF5, chunked, no filter or only gzip: every touched chunk is fetched once with
-  ``read_direct_chunk`` and (for gzip) decompressed in a thread pool, then the wanted
-  pieces are gathered — 2–3× faster than a read per range, and gzip uses every core;
-* other HDF5 datasets: ranges closer than a small gap are merged, one read per range;
-* zarr: one orthogonal selection with the integer positions, so zarr fetches and decodes
-  each touched chunk (or shard part) once, concurrently.
-
-.. note:: :func:`read_ranges` is the only backend-specific code here. It belongs in the
-   storage adapter (``StorageArray.read_ranges``); it lives here until that move.
+  ranges of one stored 1-D array; how the ranges are read is the storage adapter's
+  business (:meth:`annio.io.storage.StorageArray.read_ranges`).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-import h5py
 import numpy as np
 
 from ..errors import FormatError
-from .storage import StorageArray
+from .ranges import runs
+from .storage import is_storage_object, wrap
 
 __all__ = ["SparseParts", "read_ranges", "runs", "read_major_slice", "read_major_rows", "check_indptr_bounds"]
 
-#: Read one covering slice when the wanted values fill at least this share of their span.
-COVER_FRACTION = 0.5
-#: HDF5 without usable chunks: merge ranges separated by fewer bytes than this.
-H5_MERGE_GAP_BYTES = 64 * 1024
-#: Decompress in threads only when the touched chunks hold at least this many bytes.
-_PARALLEL_BYTES = 1 << 20
-#: Gather in batches of touched chunks of about this many (decompressed) bytes.
-_BATCH_BYTES = 64 << 20
-
 
 class Readable(Protocol):  # pragma: no cover - typing only
+    """A stored 1-D array: a :class:`~annio.io.storage.StorageArray` or
+    :class:`annio.lazy.arrays.ArraySource`."""
+
     path: str
     shape: tuple[int, ...]
     dtype: np.dtype
 
     def read(self, selection: Any = ...) -> np.ndarray: ...
+
+    def read_ranges(self, starts: np.ndarray, stops: np.ndarray) -> np.ndarray: ...
 
 
 class SparseParts(Protocol):  # pragma: no cover - typing only
@@ -67,185 +49,17 @@ class SparseParts(Protocol):  # pragma: no cover - typing only
     n_major: int
     n_minor: int
     nnz: int
-    data: Any
-    indices: Any
-    indptr: Any
-
-
-# ============================================================================= ranges
-def runs(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(starts, stops)`` of the maximal runs of consecutive values in sorted unique
-    ``positions`` (``[3, 4, 5, 9]`` → ``([3, 9], [6, 10])``)."""
-    positions = np.asarray(positions, dtype=np.int64)
-    if positions.size == 0:
-        return positions[:0], positions[:0]
-    breaks = np.flatnonzero(np.diff(positions) != 1)
-    starts = positions[np.concatenate(([0], breaks + 1))]
-    stops = positions[np.concatenate((breaks, [positions.size - 1]))] + 1
-    return starts, stops
-
-
-def _gather_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(s, s + n) for s, n in zip(starts, lengths)])``, vectorised."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.cumsum(lengths) - lengths
-    return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
-
-
-def _node_and_raw(arr: Any) -> tuple[Any, Any]:
-    """The object to ``read`` from and the raw h5py/zarr array behind it (or None when the
-    array is only reachable through ``read``, e.g. a pickled lazy source)."""
-    if isinstance(arr, StorageArray):
-        return arr, arr.raw
-    open_node = getattr(arr, "_open_node", None)  # annio.lazy.arrays.ArraySource
-    if open_node is not None:
-        node = open_node()
-        return (arr, None) if node is None else (node, node.raw)
-    if isinstance(arr, h5py.Dataset) or type(arr).__module__.startswith("zarr"):
-        node = StorageArray(arr)
-        return node, arr
-    return arr, None
+    data: Readable
+    indices: Readable
+    indptr: Readable
 
 
 def read_ranges(arr: Any, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """The concatenation of ``arr[starts[i]:stops[i]]`` for sorted, non-overlapping ranges.
-
-    ``arr`` is a :class:`~annio.io.storage.StorageArray` (or an h5py/zarr array, or anything
-    with ``read(selection)``). Empty ranges are allowed.
-    """
-    starts = np.asarray(starts, dtype=np.int64)
-    stops = np.asarray(stops, dtype=np.int64)
-    node, raw = _node_and_raw(arr)
-    keep = stops > starts
-    if not keep.all():
-        starts, stops = starts[keep], stops[keep]
-    dtype = np.dtype(node.dtype)
-    if starts.size == 0:
-        return np.zeros(0, dtype=dtype)
-    lengths = stops - starts
-    total = int(lengths.sum())
-    lo, hi = int(starts[0]), int(stops[-1])
-    if starts.size == 1:
-        if isinstance(raw, h5py.Dataset) and _h5_chunk_path(raw) and total * dtype.itemsize >= _PARALLEL_BYTES:
-            return _h5_read_chunks(raw, starts, stops)
-        return np.asarray(node.read(slice(lo, hi)))
-    if isinstance(raw, h5py.Dataset) and _h5_chunk_path(raw):
-        return _h5_read_chunks(raw, starts, stops)
-    if total >= COVER_FRACTION * (hi - lo):
-        span = np.asarray(node.read(slice(lo, hi)))
-        return span[_gather_index(starts - lo, lengths)]
-    if isinstance(raw, h5py.Dataset) or raw is None:
-        return _read_merged(node, starts, stops, max(1, H5_MERGE_GAP_BYTES // max(1, dtype.itemsize)))
-    # zarr: one orthogonal selection; zarr reads every touched chunk once, concurrently
-    positions = _gather_index(starts, lengths)
-    return np.asarray(raw.oindex[positions])
-
-
-def _read_merged(node: Any, starts: np.ndarray, stops: np.ndarray, gap: int) -> np.ndarray:
-    """One ``read`` per group of ranges closer than ``gap``, gathered in memory."""
-    new_group = np.concatenate(([True], starts[1:] - stops[:-1] > gap))
-    group_id = np.cumsum(new_group) - 1
-    g_starts = starts[new_group]
-    g_stops = np.maximum.reduceat(stops, np.flatnonzero(new_group))
-    blocks = [np.asarray(node.read(slice(int(a), int(b)))) for a, b in zip(g_starts.tolist(), g_stops.tolist(), strict=True)]
-    if len(blocks) == len(starts):
-        return np.concatenate(blocks)
-    buf = np.concatenate(blocks)
-    buf_offsets = np.cumsum(g_stops - g_starts) - (g_stops - g_starts)
-    local = buf_offsets[group_id] + (starts - g_starts[group_id])
-    return buf[_gather_index(local, stops - starts)]
-
-
-# ----------------------------------------------------------------------------- HDF5 chunks
-def _h5_chunk_path(ds: h5py.Dataset) -> bool:
-    """Whether the chunks of a 1-D dataset can be read raw: chunked, numeric native-endian,
-    and no filter except a plain deflate (gzip)."""
-    if ds.chunks is None or ds.ndim != 1 or ds.dtype.kind not in "biuf" or ds.dtype.byteorder not in "=|<":
-        return False
-    plist = ds.id.get_create_plist()
-    n = plist.get_nfilters()
-    if n == 0:
-        return True
-    return n == 1 and plist.get_filter(0)[0] == h5py.h5z.FILTER_DEFLATE
-
-
-def _decompressor(nbytes: int) -> Any:
-    from .h5_chunks import _decompressor as make  # the fastest zlib available (libdeflate, ISA-L)
-
-    return make(nbytes)
-
-
-def _h5_read_chunks(ds: h5py.Dataset, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Gather ranges from a chunked dataset: each touched chunk is fetched once with
-    ``read_direct_chunk``; gzip chunks are decompressed in a thread pool."""
-    from ..settings import settings
-
-    chunk = int(ds.chunks[0])
-    dtype = ds.dtype
-    chunk_bytes = chunk * dtype.itemsize
-    lengths = stops - starts
-    out_offsets = np.cumsum(lengths) - lengths
-    out = np.empty(int(lengths.sum()), dtype=dtype)
-    # split the ranges at chunk boundaries into pieces, sorted by chunk
-    c_first = starts // chunk
-    c_last = (stops - 1) // chunk
-    n_pieces = c_last - c_first + 1
-    p_range = np.repeat(np.arange(starts.size), n_pieces)
-    p_chunk = c_first[p_range] + (np.arange(int(n_pieces.sum())) - np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces))
-    p_start = np.maximum(starts[p_range], p_chunk * chunk)
-    p_stop = np.minimum(stops[p_range], (p_chunk + 1) * chunk)
-    p_out = out_offsets[p_range] + (p_start - starts[p_range])
-    chunks, first_piece = np.unique(p_chunk, return_index=True)
-    compressed = ds.compression == "gzip"
-    decompress = _decompressor(chunk_bytes) if compressed else None
-    fill = np.zeros(chunk, dtype=dtype)
-    if ds.fillvalue:
-        fill[:] = ds.fillvalue
-    dsid = ds.id
-
-    def fetch(c: int) -> tuple[int, bytes | None]:
-        try:
-            return dsid.read_direct_chunk((c * chunk,))
-        except (OSError, KeyError, RuntimeError):  # never written: the fill value
-            return 0, None
-
-    def decode(item: tuple[int, bytes | None]) -> np.ndarray:
-        mask, payload = item
-        if payload is None:
-            return fill
-        raw = decompress(payload) if (compressed and not mask & 1) else payload
-        block = np.frombuffer(raw, dtype=dtype)
-        if block.size < chunk:
-            raise FormatError(ds.name, f"chunk holds {len(raw)} bytes, expected {chunk_bytes}")
-        return block[:chunk]
-
-    per_batch = max(1, _BATCH_BYTES // max(1, chunk_bytes))
-    threads = settings.resolved_io_threads
-    parallel = compressed and threads > 1 and chunks.size > 1 and chunks.size * chunk_bytes >= _PARALLEL_BYTES
-    pool = ThreadPoolExecutor(max_workers=threads) if parallel else None
-    try:
-        for b0 in range(0, chunks.size, per_batch):
-            b1 = min(chunks.size, b0 + per_batch)
-            items = [fetch(c) for c in chunks[b0:b1].tolist()]
-            blocks = list(pool.map(decode, items)) if pool is not None else [decode(i) for i in items]
-            buf = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-            q0 = int(first_piece[b0])
-            q1 = int(first_piece[b1]) if b1 < chunks.size else p_chunk.size
-            slot = np.searchsorted(chunks[b0:b1], p_chunk[q0:q1])  # chunk position within buf
-            local = slot * chunk + (p_start[q0:q1] - p_chunk[q0:q1] * chunk)
-            o0 = int(p_out[q0])
-            o1 = int(p_out[q1 - 1] + (p_stop[q1 - 1] - p_start[q1 - 1]))
-            out[o0:o1] = buf[_gather_index(local, p_stop[q0:q1] - p_start[q0:q1])]
-    except (OSError, ValueError, RuntimeError) as err:
-        if isinstance(err, FormatError):
-            raise
-        raise FormatError(ds.name, f"could not read data: {err}") from err
-    finally:
-        if pool is not None:
-            pool.shutdown()
-    return out
+    """The concatenation of ``arr[starts[i]:stops[i]]`` for sorted, non-overlapping ranges
+    (empty ranges allowed). ``arr`` has ``read_ranges`` (a storage array or lazy source) or
+    is a raw h5py/zarr array."""
+    node = wrap(arr) if is_storage_object(arr) else arr
+    return node.read_ranges(starts, stops)
 
 
 # ============================================================================= major axis

@@ -12,7 +12,8 @@ Chunk rules (anndata's, except where annio improves on them):
 * dense HDF5: the dataset's chunk shape, or ``min(1000, n)`` per axis when contiguous;
 * sparse CSR/CSC: blocks along the major axis only, 1000 rows by default or more when the
   stored ``indptr``/``data`` chunks are larger; each block reads exactly its ``indptr``
-  range and the matching byte range of ``data`` and ``indices``.
+  range and the matching range of ``data`` and ``indices``, through the same reader as
+  backed mode (:func:`annio.io.sparse_read.read_major_slice`).
 
 ``chunks`` given by the caller override the defaults; ``-1`` or ``None`` mean the whole axis.
 """
@@ -25,9 +26,9 @@ from typing import Any
 
 import h5py
 import numpy as np
-import scipy.sparse as sp
 
-from ..errors import FormatError
+from ..io.encodings.sparse import result_class, stored_parts
+from ..io.sparse_read import read_major_slice
 from ..io.storage import StorageArray, StorageGroup, wrap
 
 __all__ = [
@@ -93,15 +94,23 @@ class ArraySource:
             return None
         return node
 
-    def read(self, selection: Any = ...) -> np.ndarray:
-        """Read ``selection`` (basic indexing, or one sorted array of unique positions)."""
+    def _with_node(self, fn: Any) -> Any:
+        """``fn(node)`` on the open stored array, or on the HDF5 dataset reopened by name."""
         node = self._open_node()
         if node is not None:
-            return node.read(selection)
+            return fn(node)
         if self.backend != "hdf5":  # pragma: no cover - zarr nodes always travel
             raise RuntimeError(f"{self.path}: the stored array is no longer available")
         with h5py.File(self.filename, "r") as f:
-            return StorageArray(f[self.path]).read(selection)
+            return fn(StorageArray(f[self.path]))
+
+    def read(self, selection: Any = ...) -> np.ndarray:
+        """Read ``selection`` (basic indexing, or one sorted array of unique positions)."""
+        return self._with_node(lambda node: node.read(selection))
+
+    def read_ranges(self, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+        """See :meth:`annio.io.storage.StorageArray.read_ranges`."""
+        return self._with_node(lambda node: node.read_ranges(starts, stops))
 
     def __getitem__(self, selection: Any) -> np.ndarray:
         return self.read(selection)
@@ -173,60 +182,26 @@ class SparseSource:
     """Picklable handles on the three arrays of a CSR/CSC group."""
 
     def __init__(self, group: StorageGroup, fmt: str) -> None:
-        from ..io.encodings.sparse import sparse_shape
-
-        for part in ("data", "indices", "indptr"):
-            if part not in group:
-                raise FormatError(f"{group.path}/{part}", f"missing part of a {fmt} matrix")
+        data, indices, indptr, self.shape = stored_parts(group, fmt)
         self.path = group.path
         self.fmt = fmt
-        self.shape = sparse_shape(group)
         self.n_major, self.n_minor = self.shape if fmt == "csr" else self.shape[::-1]
-        self.data = ArraySource(group["data"])
-        self.indices = ArraySource(group["indices"])
-        self.indptr = ArraySource(group["indptr"])
-        if self.indptr.shape != (self.n_major + 1,):
-            raise FormatError(f"{self.path}/indptr", f"expected length {self.n_major + 1} for {self.n_major} rows, found {self.indptr.shape}")
-        if self.data.shape != self.indices.shape:
-            raise FormatError(self.path, f"data has shape {self.data.shape} but indices has {self.indices.shape}")
+        self.data = ArraySource(data)
+        self.indices = ArraySource(indices)
+        self.indptr = ArraySource(indptr)
         self.nnz = self.data.shape[0] if self.data.shape else 0
 
     def __dask_tokenize__(self) -> Any:
         return ("SparseSource", self.data.filename, self.path, self.fmt, self.shape, id(self))
 
 
-def _result_class(fmt: str) -> type:
-    from ..settings import settings
-
-    if settings.use_sparse_array_on_read:
-        return sp.csr_array if fmt == "csr" else sp.csc_array
-    return sp.csr_matrix if fmt == "csr" else sp.csc_matrix
-
-
 def read_sparse_block(source: SparseSource, start: int, stop: int, cls: type) -> Any:
     """Rows (CSR) or columns (CSC) ``start:stop``: reads ``indptr[start:stop+1]`` and only
-    the matching range of ``data`` and ``indices``."""
-    indptr = np.asarray(source.indptr.read(slice(start, stop + 1)))
-    n = stop - start
-    if indptr.shape != (n + 1,):
-        raise FormatError(f"{source.path}/indptr", f"expected {n + 1} values for block {start}:{stop}, found {indptr.shape}")
-    if indptr.dtype.kind not in "iu":
-        raise FormatError(f"{source.path}/indptr", f"expected integers, found dtype {indptr.dtype}")
-    lo, hi = int(indptr[0]), int(indptr[-1])
-    if lo < 0 or hi > source.nnz or (n and (np.diff(indptr) < 0).any()):
-        raise FormatError(f"{source.path}/indptr", f"block {start}:{stop} is not monotone within [0, {source.nnz}]")
-    data = source.data.read(slice(lo, hi))
-    indices = source.indices.read(slice(lo, hi))
-    if indices.size:
-        if indices.dtype.kind not in "iu":
-            raise FormatError(f"{source.path}/indices", f"expected integers, found dtype {indices.dtype}")
-        if indices.min() < 0 or indices.max() >= source.n_minor:
-            raise FormatError(f"{source.path}/indices", f"values must lie in [0, {source.n_minor}), found {indices.min()}..{indices.max()}")
-    if indices.dtype.kind == "u":
-        indices = indices.astype(np.int64 if indices.dtype.itemsize >= 4 else np.int32)
-    local = (indptr - lo).astype(np.int64 if hi > np.iinfo(np.int32).max else indptr.dtype, copy=False)
+    the matching range of ``data`` and ``indices`` (:func:`annio.io.sparse_read.read_major_slice`)."""
+    triple = read_major_slice(source, start, stop)
+    n = stop - start if stop > start else 0
     shape = (n, source.n_minor) if source.fmt == "csr" else (source.n_minor, n)
-    return cls((data, indices, local), shape=shape)
+    return cls(triple, shape=shape)
 
 
 def sparse_stride(source: SparseSource) -> int:
@@ -274,7 +249,7 @@ def sparse_dask(group: Any, fmt: str, chunks: Any = None) -> Any:
     stride = _stride_from_chunks(source, chunks)
     bounds = list(range(0, source.n_major, stride)) or [0]
     sizes = tuple(min(stride, source.n_major - b) for b in bounds) if source.n_major else (0,)
-    cls = _result_class(fmt)
+    cls = result_class(fmt)
     name = f"annio-{fmt}-{source.path.strip('/').replace('/', '-') or 'matrix'}-{uuid.uuid4().hex}"
     dsk = {}
     for i, (start, size) in enumerate(zip(bounds, sizes, strict=True)):

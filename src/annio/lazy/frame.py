@@ -673,9 +673,9 @@ def _write_dask_column(group: StorageGroup, col: str, data: Any, writer: Writer,
     target = group.create_empty_array(col, (n,), np.dtype(object), dataset_kwargs=dataset_kwargs)
     for rows in _column_blocks(n, 64, target):
         block = np.asarray(data[rows].compute(), dtype=object)
-        from ..io.storage import _as_str_objects
+        from ..io.storage_dtypes import as_str_objects
 
-        target.write(rows, _as_str_objects(block, f"{group.path}/{col}"))
+        target.write(rows, as_str_objects(block, f"{group.path}/{col}"))
     _set_spec(target, "string-array", "0.2.0")
 
 

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from ...errors import FormatError
 from ...settings import settings
 from ..registry import GroupEncoding, IOSpec, Reader, Writer, register
-from ..storage import StorageGroup
+from ..storage import StorageArray, StorageGroup
 
 _DASK = "dask.array.core.Array"
 _SPARSE_TYPES = (sp.csr_matrix, sp.csc_matrix, sp.csr_array, sp.csc_array)
@@ -79,7 +79,7 @@ class _Compressed(GroupEncoding):
 
     def read(self, node: StorageGroup, reader: Reader) -> sp.csr_matrix | sp.csc_matrix | sp.csr_array | sp.csc_array:
         data, indices, indptr, shape = read_components(node, self.fmt)
-        cls = _result_class(self.fmt)
+        cls = result_class(self.fmt)
         return cls((data, indices, indptr), shape=shape, copy=False)
 
     def read_lazy(self, node: StorageGroup, reader: Reader, *, chunks: Any = None, **kwargs: Any) -> Any:
@@ -89,7 +89,9 @@ class _Compressed(GroupEncoding):
         return sparse_dask(node, self.fmt, chunks)
 
 
-def _result_class(fmt: str) -> type:
+def result_class(fmt: str) -> type:
+    """The scipy class sparse matrices of format ``fmt`` are read as (``*_array`` when
+    ``settings.use_sparse_array_on_read``)."""
     if settings.use_sparse_array_on_read:
         return sp.csr_array if fmt == "csr" else sp.csc_array
     return sp.csr_matrix if fmt == "csr" else sp.csc_matrix
@@ -118,16 +120,30 @@ def validate_indptr(path: str, indptr: np.ndarray, n_major: int, nnz: int) -> No
         raise FormatError(f"{path}/indptr", "is not monotonically non-decreasing")
 
 
+def stored_parts(node: StorageGroup, fmt: str) -> tuple[StorageArray, StorageArray, StorageArray, tuple[int, int]]:
+    """``(data, indices, indptr, shape)`` of a sparse group, checked for consistency before
+    anything is read: the three arrays exist, ``data`` and ``indices`` are 1-D of one length
+    and ``indptr`` has one entry per major position plus one."""
+    shape = sparse_shape(node)
+    for part in ("data", "indices", "indptr"):
+        if part not in node or not isinstance(node[part], StorageArray):
+            raise FormatError(f"{node.path}/{part}", f"missing part of a {fmt} matrix")
+    data, indices, indptr = node["data"], node["indices"], node["indptr"]
+    if data.shape != indices.shape or data.ndim != 1:
+        raise FormatError(node.path, f"data has shape {data.shape} but indices has {indices.shape}")
+    n_major = shape[0] if fmt == "csr" else shape[1]
+    if indptr.shape != (n_major + 1,):
+        raise FormatError(f"{node.path}/indptr", f"expected length {n_major + 1} for {n_major} rows, found {indptr.shape}")
+    return data, indices, indptr, shape  # type: ignore[return-value]
+
+
 def read_components(node: StorageGroup, fmt: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
     """Read and validate data/indices/indptr of a sparse group."""
-    shape = sparse_shape(node)
+    data_node, indices_node, indptr_node, shape = stored_parts(node, fmt)
     n_major, n_minor = (shape[0], shape[1]) if fmt == "csr" else (shape[1], shape[0])
-    for part in ("data", "indices", "indptr"):
-        if part not in node:
-            raise FormatError(f"{node.path}/{part}", f"missing part of a {fmt} matrix")
-    data = node["data"].read()
-    indices = node["indices"].read()
-    indptr = node["indptr"].read()
+    data = data_node.read()
+    indices = indices_node.read()
+    indptr = indptr_node.read()
     if len(indices) != len(data):
         raise FormatError(node.path, f"data has {len(data)} values but indices has {len(indices)}")
     validate_indptr(node.path, indptr, n_major, len(data))
@@ -144,12 +160,12 @@ def read_components(node: StorageGroup, fmt: str) -> tuple[np.ndarray, np.ndarra
 @register
 class CSRMatrix(_Compressed):
     spec = IOSpec("csr_matrix", "0.1.0")
-    python_types = (sp.csr_matrix, sp.csr_array, sp.spmatrix, sp.sparray, _DASK, "annio.io.backed.BackedSparseDataset")
+    python_types = (sp.csr_matrix, sp.csr_array, sp.spmatrix, sp.sparray, _DASK, "annio.io.sparse_datasets.BackedSparseDataset")
     fmt = "csr"
 
 
 @register
 class CSCMatrix(_Compressed):
     spec = IOSpec("csc_matrix", "0.1.0")
-    python_types = (sp.csc_matrix, sp.csc_array, sp.spmatrix, sp.sparray, _DASK, "annio.io.backed.BackedSparseDataset")
+    python_types = (sp.csc_matrix, sp.csc_array, sp.spmatrix, sp.sparray, _DASK, "annio.io.sparse_datasets.BackedSparseDataset")
     fmt = "csc"
