@@ -173,12 +173,28 @@ def _assert_anndata(a: Any, b: Any, path: str, *, exact: bool) -> None:
     _assert_index(a.obs_names, b.obs_names, f"{path}/obs_names", exact=exact)
     _assert_index(a.var_names, b.var_names, f"{path}/var_names", exact=exact)
     for attr in _ANNDATA_ATTRS:
-        assert_equal(getattr(a, attr), getattr(b, attr), exact=exact, path=f"{path}/{attr}")
+        if attr == "layers":
+            _assert_layers(a, b, f"{path}/layers", exact=exact)
+        else:
+            assert_equal(getattr(a, attr), getattr(b, attr), exact=exact, path=f"{path}/{attr}")
     raw_a, raw_b = getattr(a, "raw", None), getattr(b, "raw", None)
     if (raw_a is None) != (raw_b is None):
         _fail(f"{path}/raw", f"one raw is None: {type(raw_a).__name__} vs {type(raw_b).__name__}")
     if raw_a is not None:
         _assert_raw(raw_a, raw_b, f"{path}/raw", exact=exact)
+
+
+def _named_layers(adata: Any, path: str) -> dict:
+    """The layers except the ``None`` key, which anndata 0.13 (and annio) list for X."""
+    layers = adata.layers
+    if None in list(layers.keys()) and adata.X is None:
+        _fail(path, "the None key is listed although X is None")
+    return {k: layers[k] for k in layers.keys() if k is not None}
+
+
+def _assert_layers(a: Any, b: Any, path: str, *, exact: bool) -> None:
+    # X was compared as ``/X``; anndata < 0.13 does not list it as ``layers[None]``.
+    _assert_mappings(_named_layers(a, path), _named_layers(b, path), path, exact=exact)
 
 
 def _assert_raw(a: Any, b: Any, path: str, *, exact: bool) -> None:

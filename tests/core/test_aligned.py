@@ -101,24 +101,37 @@ def test_setters_and_delete(a):
     assert len(a.obsm) == 0
     with pytest.raises(ValueError):
         a.obsm = {"bad": np.ones((2, 1))}
-    a.layers = {"l": X}
-    del a.layers
-    assert len(a.layers) == 0 and a.X is not None
+    a.layers = {None: a.X, "l": X}
+    with pytest.warns(FutureWarning, match="`del adata.layers` currently keeps `.X`"):
+        del a.layers
+    assert list(a.layers) == [None] and not a.layers and a.X is not None  # anndata 0.13: X is layers[None]
+    with pytest.warns(FutureWarning, match="Assigning to `.layers` without a `None` key"):
+        a.layers = {"l": X}
+    a.layers = {None: None, "l": X}
+    assert a.X is None and list(a.layers) == ["l"]
 
 
 def test_layers_none_is_X(a):
     assert a.layers[None] is a.X
     a.layers[None] = np.ones((3, 4))
     assert a.X.sum() == 12
-    assert None not in list(a.layers)
+    assert list(a.layers) == [None] and len(a.layers) == 1 and None in a.layers  # anndata 0.13
     v = a[:1]
     np.testing.assert_array_equal(v.layers[None], np.ones((1, 4)))
+    assert list(v.layers) == [None]
+    with pytest.warns(FutureWarning, match="keeps `.X`"):
+        a.layers.clear()
+    assert a.X is not None
+    a.layers.clear(keep_x=False)
+    assert a.X is None and list(a.layers) == [] and None not in a.layers
+    with pytest.raises(KeyError):
+        a.layers[None]
 
 
 def test_repr_and_copy(a):
     a.obsm["m"] = np.ones((3, 1))
-    assert repr(a.obsm) == "AxisArrays with keys: m"
-    assert repr(a[:1].layers) == "LayersView with keys: "
+    assert repr(a.obsm) == "AxisArrays with keys: 'm'"
+    assert repr(a[:1].layers) == "LayersView with keys: None"
     c = a.obsm.copy()
     assert type(c) is dict
     c["m"][0, 0] = 5

@@ -66,8 +66,15 @@ def test_matrix_converted_with_warning():
 
 
 def test_1d_X_rejected():
-    with pytest.raises(ValueError, match="X needs to be 2-dimensional, not 1-dimensional."):
+    # anndata 0.13's message (0.12: "X needs to be 2-dimensional, not 1-dimensional.")
+    with pytest.raises(ValueError, match=r"not enough values to unpack \(expected 2, got 1\)"):
         AnnData(np.zeros(3))
+
+
+def test_3d_X_warns():
+    with pytest.warns(UserWarning, match=r"X must be 2-dimensional, but got an array with shape \(3, 4, 2\)"):
+        a = AnnData(np.zeros((3, 4, 2)))
+    assert a.shape == (3, 4)
 
 
 def test_list_X_rejected():
@@ -145,14 +152,21 @@ def test_lazy_frame_accepted_unchanged():
 
 def test_X_setter_validates_shape():
     a = AnnData(X)
-    with pytest.raises(ValueError, match=r"Data matrix has wrong shape \(2, 2\), need to be \(3, 4\)."):
+    # anndata 0.13 reshapes a mismatched X (with a FutureWarning); 0.12 raised "Data matrix has wrong shape"
+    with pytest.warns(FutureWarning, match="Automatic reshaping"), pytest.raises(ValueError, match="cannot reshape"):
         a.X = np.zeros((2, 2))
+    with pytest.warns(FutureWarning, match="Automatic reshaping"):
+        a.X = np.arange(12.0).reshape(4, 3)
+    assert a.X.shape == (3, 4)
+    with pytest.raises(ValueError, match="Automatic reshaping is only supported for 2-D inputs"):
+        a.X = np.zeros((2, 2, 3))
     a.X = sparse.csr_matrix(X)
     assert sparse.issparse(a.X)
     a.X = None
     assert a.X is None and a.shape == (3, 4)
     b = AnnData(np.zeros((2, 1)))
-    b.X = np.ones(2)
+    with pytest.warns(FutureWarning, match="Automatic reshaping"):
+        b.X = np.ones(2)
     assert b.X.shape == (2, 1)
 
 
@@ -265,7 +279,7 @@ def test_repr(small):
     assert repr(small) == (
         "AnnData object with n_obs × n_vars = 3 × 4\n"
         "    obs: 'c', 'f'\n    var: 'g'\n    uns: 'u', 'c_colors'\n    obsm: 'X_pca'\n"
-        "    layers: 'l'\n    obsp: 'p'"
+        "    obsp: 'p'\n    layers: None (.X), 'l'"  # anndata 0.13 order and X as the None layer
     )
     assert repr(small[:2]).startswith("View of AnnData object with n_obs × n_vars = 2 × 4\n")
     assert repr(AnnData()) == "AnnData object with n_obs × n_vars = 0 × 0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
+from packaging.version import Version
 from scipy import sparse
 
 import annio
@@ -19,6 +21,8 @@ from annio.io.backed import sparse_dataset
 ad = pytest.importorskip("anndata")
 
 pytestmark = pytest.mark.interop
+
+ANNDATA_0_12 = Version(version("anndata")) < Version("0.13")
 
 N_OBS, N_VARS = 30, 11
 
@@ -48,6 +52,24 @@ def files(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path, Pa
     return request.param, tmp_path / "a.h5ad", tmp_path / "a.zarr"
 
 
+def _positive(index: Any, shape: tuple[int, int]) -> Any:
+    """``index`` with negative integer positions replaced by the equivalent positive ones."""
+    parts = index if isinstance(index, tuple) else (index,)
+    fixed = tuple(p % n if isinstance(p, (int, np.integer)) and p < 0 else p for p, n in zip(parts, shape))
+    return fixed if isinstance(index, tuple) else fixed[0]
+
+
+def _anndata_getitem(ds: Any, index: Any) -> Any:
+    try:
+        return ds[index]
+    except TypeError:
+        # anndata 0.13 crashes on a negative integer along the compressed axis combined with a
+        # slice (`slice(*indptr[-2:0])`); 0.12 handled it. Ask for the same position counted from 0.
+        if ANNDATA_0_12 or _positive(index, ds.shape) == index:
+            raise
+        return ds[_positive(index, ds.shape)]
+
+
 def test_sparse_dataset_indexing_matches(files: Any) -> None:
     fmt, h5_path, zarr_path = files
     with h5py.File(h5_path, "r") as f:
@@ -58,7 +80,7 @@ def test_sparse_dataset_indexing_matches(files: Any) -> None:
             assert ours.backend == theirs.backend
             assert repr(ours) == repr(theirs)
             for index in _INDEXERS:
-                a, b = ours[index], theirs[index]
+                a, b = ours[index], _anndata_getitem(theirs, index)
                 if np.ndim(b) == 0:
                     assert a == b and type(a) is type(b), index
                     continue

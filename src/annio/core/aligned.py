@@ -149,7 +149,7 @@ class AlignedMapping(MutableMapping):
         return key in self._data
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__} with keys: {', '.join(map(str, self.keys()))}"
+        return f"{type(self).__name__} with keys: {', '.join(map(repr, self.keys()))}"
 
     def copy(self) -> dict:
         """A plain ``dict`` of deep copies of the values."""
@@ -234,7 +234,10 @@ class PairwiseArrays(AlignedMapping):
 class Layers(AlignedMapping):
     """``layers``: values with the shape of X.
 
-    ``layers[None]`` is ``X`` (anndata 0.13); iteration and ``keys()`` list named layers only.
+    As in anndata 0.13, ``X`` is ``layers[None]``: while X is set, ``None`` is the first key
+    (iteration, ``keys()``, ``len``, ``in``), ``del layers[None]`` removes X, and ``clear()``
+    keeps X unless ``keep_x=False``. X itself stays stored on the AnnData (``_X``); ``_data``
+    and the internal ``copy()``/``as_dict()`` hold the named layers only.
     """
 
     attrname = "layers"
@@ -242,18 +245,17 @@ class Layers(AlignedMapping):
 
     def _validate_value(self, key: Any, value: Any) -> Any:
         value = coerce_array(value, name=f"Layer {key!r}")
-        shape = tuple(getattr(value, "shape", ()))
-        if len(shape) > 2:
-            warnings.warn(
-                f"Layer {key!r} is not 2-dimensional (shape {shape}); the anndata format expects "
-                "2-D layers.",
-                ImplicitModificationWarning,
-                stacklevel=4,
-            )
+        if (msg := non_2d_message(value, name=f"Layer {key!r}")) is not None:
+            warnings.warn(msg, UserWarning, stacklevel=4)
         return super()._validate_value(key, value)
+
+    def _has_x(self) -> bool:
+        return self._parent._has_X()
 
     def __getitem__(self, key: Any) -> Any:
         if key is None:
+            if not self._has_x():
+                raise KeyError(None)
             return self._parent.X
         return self._data[key]
 
@@ -263,8 +265,59 @@ class Layers(AlignedMapping):
             return
         super().__setitem__(key, value)
 
+    def __delitem__(self, key: Any) -> None:
+        if key is None:
+            if not self._has_x():
+                raise KeyError(None)
+            self._parent.X = None
+            return
+        super().__delitem__(key)
+
+    def __iter__(self) -> Iterator:
+        if self._has_x():
+            yield None
+        yield from self._data
+
+    def __len__(self) -> int:
+        return len(self._data) + self._has_x()
+
+    def __contains__(self, key: object) -> bool:
+        return self._has_x() if key is None else key in self._data
+
+    def __bool__(self) -> bool:
+        return bool(self._data)
+
+    def clear(self, *, keep_x: bool | None = None) -> None:
+        """Remove all layers; ``keep_x`` says whether ``X`` (the ``None`` key) goes too.
+
+        The default keeps X and warns (FutureWarning) like anndata 0.13.
+        """
+        if keep_x is None:
+            warnings.warn(_CLEAR_KEEPS_X, FutureWarning, stacklevel=2)
+            keep_x = True
+        for key in [k for k in self if not (keep_x and k is None)]:
+            del self[key]
+
     def _subset_value(self, value: Any, oidx: Index1D, vidx: Index1D) -> Any:
         return subset_2d(value, oidx, vidx)
+
+
+_CLEAR_KEEPS_X = (
+    "`.layers.clear()` currently keeps `.X` (stored under the `None` key), but a future release may "
+    "drop it. Pass `keep_x=True` to keep `.X` or `keep_x=False` to drop it and silence this warning."
+)
+
+
+def non_2d_message(value: Any, *, name: str) -> str | None:
+    """The UserWarning text for an X or layer of more than two dimensions (else None)."""
+    shape = getattr(value, "shape", None)
+    if shape is None or len(shape) <= 2:
+        return None
+    return (
+        f"{name} must be 2-dimensional, but got an array with shape {tuple(shape)} (ndim={len(shape)}). "
+        "Storing higher-dimensional arrays in `X` or `layers` violates the AnnData specification, and "
+        "cannot be written to disk."
+    )
 
 
 class AlignedView(MutableMapping):
@@ -289,8 +342,16 @@ class AlignedView(MutableMapping):
         """The view AnnData this mapping belongs to."""
         return self._view_parent
 
+    def _is_layers(self) -> bool:
+        return isinstance(self._parent_mapping, Layers)
+
+    def _has_x(self) -> bool:
+        return self._is_layers() and self._view_parent._has_X()
+
     def __getitem__(self, key: Any) -> Any:
-        if key is None and isinstance(self._parent_mapping, Layers):
+        if key is None and self._is_layers():
+            if not self._has_x():
+                raise KeyError(None)
             return self._view_parent.X
         value = self._parent_mapping._data[key]
         sub = self._parent_mapping._subset_value(value, self._oidx, self._vidx)
@@ -305,36 +366,46 @@ class AlignedView(MutableMapping):
         return self._view_parent._copy_in_memory()
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        if key is None and self._is_layers():
+            self._view_parent.X = value  # copy-on-write with the X message
+            return
         new = self._modify("Setting", key)
         getattr(new, self.attrname)[key] = value
         self._view_parent._init_as_actual_from(new)
 
     def __delitem__(self, key: Any) -> None:
-        if key not in self._parent_mapping._data:
+        if key not in self:
             raise KeyError(key)
         new = self._modify("Removing", key)
         del getattr(new, self.attrname)[key]
         self._view_parent._init_as_actual_from(new)
 
     def __iter__(self) -> Iterator:
-        return iter(self._parent_mapping._data)
+        if self._has_x():
+            yield None
+        yield from self._parent_mapping._data
 
     def __len__(self) -> int:
-        return len(self._parent_mapping._data)
+        return len(self._parent_mapping._data) + self._has_x()
 
     def __contains__(self, key: object) -> bool:
+        if key is None and self._is_layers():
+            return self._has_x()
         return key in self._parent_mapping._data
 
+    def __bool__(self) -> bool:
+        return bool(self._parent_mapping._data)
+
     def __repr__(self) -> str:
-        return f"{type(self._parent_mapping).__name__}View with keys: {', '.join(map(str, self.keys()))}"
+        return f"{type(self._parent_mapping).__name__}View with keys: {', '.join(map(repr, self.keys()))}"
 
     def copy(self) -> dict:
-        """A plain ``dict`` of detached copies of the subset values."""
-        return {k: copy_element(self[k]) for k in self}
+        """A plain ``dict`` of detached copies of the subset (named) values."""
+        return {k: copy_element(self[k]) for k in self._parent_mapping._data}
 
     def as_dict(self) -> dict:
-        """A plain ``dict`` of the (view) values."""
-        return {k: self[k] for k in self}
+        """A plain ``dict`` of the (view) values of the named keys."""
+        return {k: self[k] for k in self._parent_mapping._data}
 
 
 def new_mapping(attr: str, parent: Any, data: Mapping | None = None, *, validate: bool = True) -> AlignedMapping:
@@ -358,6 +429,8 @@ def new_mapping(attr: str, parent: Any, data: Mapping | None = None, *, validate
 def check_X(X: Any) -> Any:
     """Validate a data matrix given to the AnnData constructor."""
     X = coerce_array(X, name="X", allow_array_like=False)
-    if len(X.shape) != 2:
-        raise ValueError(f"X needs to be 2-dimensional, not {len(X.shape)}-dimensional.")
+    if len(X.shape) < 2:  # anndata 0.13 fails unpacking ``n_obs, n_vars = X.shape[:2]``
+        raise ValueError(f"not enough values to unpack (expected 2, got {len(X.shape)})")
+    if (msg := non_2d_message(X, name="X")) is not None:
+        warnings.warn(msg, UserWarning, stacklevel=3)
     return X

@@ -9,13 +9,14 @@ constructor calls ``annio.io.backed.open_backed(adata, filename, filemode)``, wh
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from annio.core.aligned import check_X, coerce_array, new_mapping
+from annio.core.aligned import check_X, coerce_array, new_mapping, non_2d_message
 from annio.core.index import compose_index, dense, get_vector, normalize_indices, subset_2d, subset_axis
 from annio.core.names import NamesMixin, is_lazy_frame, make_dim_frame
 from annio.core.raw import Raw
@@ -58,11 +59,23 @@ class _NoFile:
     __repr__ = lambda self: "Backing file manager: no file is set."  # noqa: E731
 
 
+_SET_LAYERS_KEEPS_X = (
+    "Assigning to `.layers` without a `None` key currently preserves `.X` (stored under the `None` key), "
+    "but a future release may drop it. Include `.X` explicitly as `{None: adata.X, ...}` to keep it, or "
+    "`{None: None, ...}` to drop it and silence this warning."
+)
+_DEL_LAYERS_KEEPS_X = (
+    "`del adata.layers` currently keeps `.X` (stored under the `None` key), but a future release may drop "
+    "it. Use `adata.layers.clear(keep_x=True)` to keep `.X` or `adata.layers.clear(keep_x=False)` to drop "
+    "it and silence this warning."
+)
+
+
 def _mapping_property(attr: str, doc: str) -> property:
     return property(
         lambda self: self._mapping(attr),
         lambda self, value: self._set_mapping(attr, value),
-        lambda self: self._set_mapping(attr, None),
+        lambda self: self._set_mapping(attr, None, deleting=True),
         doc,
     )
 
@@ -116,6 +129,12 @@ class AnnData(NamesMixin):
             src = X.copy() if X.is_view else X
             X, obs, var, uns, raw = src.X, src.obs, src.var, src.uns, src.raw
             obsm, varm, obsp, varp, layers = (getattr(src, m).as_dict() for m in _MAPPINGS)
+        if layers is not None and None in layers:  # anndata 0.13: ``layers[None]`` is X
+            layers = dict(layers)
+            layer_x = layers.pop(None)
+            if X is not None and layer_x is not X:
+                raise ValueError("If you provide `layers[None]` and `X`, they must be identical.")
+            X = layer_x
         self._init_empty()
         if filename is not None:
             from annio.io import backed  # noqa: PLC0415 - optional I/O layer, imported lazily
@@ -129,7 +148,7 @@ class AnnData(NamesMixin):
             if shape is not None:
                 raise ValueError("`shape` needs to be `None` if `X` is not `None`.")
             X = check_X(to_actual(X))
-        n_obs, n_vars = X.shape if X is not None else (shape if shape is not None else (None, None))
+        n_obs, n_vars = X.shape[:2] if X is not None else (shape if shape is not None else (None, None))
         self._obs = make_dim_frame(to_actual(obs), "obs", n_obs)
         self._var = make_dim_frame(to_actual(var), "var", n_vars)
         for attr, df, n, dim in (("obs", self._obs, n_obs, "rows"), ("var", self._var, n_vars, "columns")):
@@ -198,6 +217,11 @@ class AnnData(NamesMixin):
         if self._X is None and self.isbacked:
             return self._file.get_X()
         return self._X
+
+    def _has_X(self) -> bool:
+        """Whether X is set (in memory or in the backing file), without subsetting a view."""
+        ref = self._adata_ref if self.is_view else self
+        return ref._get_actual_X() is not None
 
     def _backed_raw_X(self) -> Any:
         X = self._file.get_raw_X()
@@ -311,18 +335,35 @@ class AnnData(NamesMixin):
 
     @X.setter
     def X(self, value: Any) -> None:
+        # Validation follows anndata 0.13: scalars fill the shape and mismatched shapes are
+        # reshaped (both with a FutureWarning) before a view is actualised.
+        if value is not None:
+            if np.isscalar(value):
+                warnings.warn(
+                    "The ability to set X with a scalar value will be removed in the future.  Initializing "
+                    "as an `np.array` with the shape of the current view.",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+                value = np.full(self.shape, fill_value=value)
+            value = coerce_array(to_actual(value), name="X")
+            shape = tuple(value.shape)
+            if shape[:2] != self.shape:
+                if len(shape) > 2:
+                    raise ValueError(
+                        f"Cannot set `X` from an array of shape {shape}: its leading two dimensions "
+                        f"{shape[:2]} do not match the AnnData shape {self.shape}. Automatic reshaping is "
+                        "only supported for 2-D inputs."
+                    )
+                warnings.warn("Automatic reshaping when setting X will be removed in the future.", FutureWarning, stacklevel=2)
+                value = value.reshape(self.shape)
+            if (msg := non_2d_message(value, name="X")) is not None:
+                warnings.warn(msg, UserWarning, stacklevel=2)
         if self.is_view:
             new = actualize_view(self, "X", stacklevel=3)
             new.X = value
             self._init_as_actual_from(new)
             return
-        if value is not None:
-            value = coerce_array(to_actual(value), name="X")
-            shape = tuple(value.shape)
-            if len(shape) == 1 and 1 in self.shape and shape[0] == max(self.shape):
-                value = value.reshape(self.shape)
-            elif shape != self.shape:
-                raise ValueError(f"Data matrix has wrong shape {shape}, need to be {self.shape}.")
         if self.isbacked:
             self._file.set_X(value)
         else:
@@ -336,11 +377,20 @@ class AnnData(NamesMixin):
             return getattr(self._adata_ref, f"_{attr}")._view(self, self._oidx, self._vidx)
         return getattr(self, f"_{attr}")
 
-    def _set_mapping(self, attr: str, value: Mapping | None) -> None:
+    def _set_mapping(self, attr: str, value: Mapping | None, *, deleting: bool = False) -> None:
+        x_given, x_value = False, None
+        if attr == "layers":  # anndata 0.13: the None key is X
+            value = dict(value) if value is not None else {}
+            x_given = None in value
+            x_value = value.pop(None, None)
+            if not x_given and self._has_X():
+                warnings.warn(_DEL_LAYERS_KEEPS_X if deleting else _SET_LAYERS_KEEPS_X, FutureWarning, stacklevel=3)
         new = new_mapping(attr, self, value)  # validates before anything changes
         self._actualize_silently()
         new._parent = self
         setattr(self, f"_{attr}", new)
+        if x_given:
+            self.X = x_value
 
     obsm = _mapping_property("obsm", "Multi-dimensional annotation of observations (values with n_obs rows).")
     varm = _mapping_property("varm", "Multi-dimensional annotation of variables (values with n_vars rows).")
@@ -459,7 +509,7 @@ class AnnData(NamesMixin):
             varm=self._obsm.as_dict(),
             obsp=self._varp.as_dict(),
             varp=self._obsp.as_dict(),
-            layers={k: v.T for k, v in self._layers.items()},
+            layers={k: v.T for k, v in self._layers._data.items()},
         )
 
     T = property(transpose, doc="Transpose (see :meth:`transpose`).")
@@ -510,12 +560,12 @@ class AnnData(NamesMixin):
         if self.isbacked:
             head += f" backed at {str(self.filename)!r}"
         lines = [head]
-        for attr in ("obs", "var", "uns", "obsm", "varm", "layers", "obsp", "varp"):
+        for attr in ("obs", "var", "uns", "obsm", "varm", "obsp", "varp", "layers"):
             value = self._obs if attr == "obs" else self._var if attr == "var" else self._uns if attr == "uns" else None
             keys = list(value.columns if attr in ("obs", "var") else value) if value is not None else list(
                 getattr(self, attr).keys()
             )
-            if keys:
-                lines.append(f"    {attr}: " + ", ".join(f"'{k}'" for k in keys))
+            if keys:  # anndata 0.13: X is shown as the ``None`` layer
+                lines.append(f"    {attr}: " + ", ".join("None (.X)" if k is None else f"'{k}'" for k in keys))
         return "\n".join(lines)
 

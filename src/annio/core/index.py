@@ -130,7 +130,12 @@ def normalize_index(idx: Any, names: pd.Index, axis_name: str = "obs") -> Index1
         return slice(i, i + 1, 1)
     if isinstance(idx, str):
         return slice(p := _name_position(names, idx), p + 1, 1)
-    if idx is None or isinstance(idx, (np.bool_, float, np.floating, dict)):
+    if isinstance(idx, np.bool_):  # anndata 0.13 treats numpy scalars as 0-d arrays
+        raise IndexError(
+            "Boolean index does not match AnnData’s shape along this dimension. "
+            f"Boolean index has shape () while AnnData index has shape {names.shape}."
+        )
+    if idx is None or isinstance(idx, (float, np.floating, dict)):
         raise IndexError(f"Unknown indexer {idx!r} of type {type(idx)}")
     if not isinstance(idx, (np.ndarray, Sequence, pd.Index, pd.Series, pd.api.extensions.ExtensionArray)) and not (
         sparse.issparse(idx)

@@ -134,6 +134,8 @@ class _RootReader:
             elif key in ("obs", "var"):
                 parts[key] = self.read_dataframe(node)
             elif key == "raw":
+                if isinstance(node, StorageArray) and self.reader.read_elem(node) is None:
+                    continue  # anndata 0.13's zarr writer stores a missing raw as a `null` element
                 parts["raw"] = self.read_raw(node)
             else:
                 parts[key] = self.reader.read_elem(node)

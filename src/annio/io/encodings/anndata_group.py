@@ -29,10 +29,12 @@ class AnnDataGroup(GroupEncoding):
         write(group, "uns", dict(adata.uns), dataset_kwargs=dataset_kwargs)
         for name in ("obsm", "varm", "obsp", "varp"):
             write(group, name, dict(getattr(adata, name)), dataset_kwargs=dataset_kwargs)
-        if adata.X is not None:
-            _check_2d(group.path.rstrip("/"), "X", adata.X)
-            write(group, "X", adata.X, dataset_kwargs=dataset_kwargs)
-        layers = {k: v for k, v in dict(adata.layers).items() if k is not None}
+        X = adata.X  # once: on a view every access subsets the parent's X again
+        if X is not None:
+            _check_2d(group.path.rstrip("/"), "X", X)
+            write(group, "X", X, dataset_kwargs=dataset_kwargs)
+        mapping = adata.layers  # X is listed as the None key: written as /X, never fetched here
+        layers = {k: mapping[k] for k in list(mapping.keys()) if k is not None}
         for key, value in layers.items():
             _check_2d(f"{group.path.rstrip('/')}/layers", key, value)
         write(group, "layers", layers, dataset_kwargs=dataset_kwargs)
