@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +28,6 @@ from .formats import FORMATS, configure, input_name, write
 
 GENERATOR_VERSION = 1
 N_PARTS = 4  # inputs for the concat workloads
-MANY_UNS_ENTRIES = 20_000
-WIDE_COLUMNS = 2_000
 _BLOCK_NNZ = 8_000_000  # rows are generated in blocks of about this many non-zeros
 
 
@@ -39,12 +39,14 @@ class Size:
     n_obs: int
     n_vars: int
     density: float
+    many_uns: int = 20_000  # entries of the "many elements" uns dict
+    wide_columns: int = 2_000  # columns of the "many elements" dataframe
 
 
 SIZES: dict[str, Size] = {
     s.name: s
     for s in (
-        Size("tiny", 2_000, 1_000, 0.05),
+        Size("tiny", 2_000, 1_000, 0.05, many_uns=200, wide_columns=100),
         Size("small", 20_000, 5_000, 0.05),
         Size("medium", 100_000, 20_000, 0.03),
         Size("large", 300_000, 30_000, 0.02),
@@ -210,25 +212,25 @@ def make_adata(size: Size, seed: int = 0) -> Any:
     )
 
 
-def make_many_uns(seed: int = 0) -> Any:
-    """A small AnnData whose uns holds :data:`MANY_UNS_ENTRIES` small entries."""
+def make_many_uns(size: Size, seed: int = 0) -> Any:
+    """A small AnnData whose uns holds ``size.many_uns`` small entries."""
     import anndata as ad
 
     rng = np.random.default_rng(seed + 2)
     kinds = (lambda i: i, lambda i: i * 0.5, lambda i: f"value {i}", lambda i: rng.random(4))
-    entries = {f"entry_{i:05d}": kinds[i % len(kinds)](i) for i in range(MANY_UNS_ENTRIES)}
+    entries = {f"entry_{i:05d}": kinds[i % len(kinds)](i) for i in range(size.many_uns)}
     return ad.AnnData(X=np.zeros((100, 10), dtype=np.float32), uns={"many": entries})
 
 
 def make_wide_obs(size: Size, seed: int = 0) -> Any:
-    """An AnnData without X whose obs has :data:`WIDE_COLUMNS` columns of mixed dtypes."""
+    """An AnnData without X whose obs has ``size.wide_columns`` columns of mixed dtypes."""
     import anndata as ad
 
     rng = np.random.default_rng(seed + 3)
     n = min(size.n_obs, 10_000)
     cats = [f"c{i}" for i in range(8)]
     cols: dict[str, Any] = {}
-    for i in range(WIDE_COLUMNS):
+    for i in range(size.wide_columns):
         kind = i % 10
         if kind < 5:
             cols[f"f{i}"] = rng.random(n, dtype=np.float32)
@@ -249,7 +251,9 @@ def _write_all(adata: Any, out: Path, stem: str, formats: list[str]) -> None:
     for name in formats:
         fmt = FORMATS[name]
         configure(ad, fmt)
-        write(ad, adata, out / input_name(stem, fmt), fmt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            write(ad, adata, out / input_name(stem, fmt), fmt)
 
 
 def manifest_path(size: str) -> Path:
@@ -258,9 +262,13 @@ def manifest_path(size: str) -> Path:
 
 
 def load_manifest(size: str) -> dict[str, Any] | None:
-    """The manifest of a complete cache, or None."""
+    """The manifest of a complete, up-to-date cache (same generator and size spec), or None."""
     path = manifest_path(size)
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    manifest = json.loads(path.read_text())
+    current = {"generator_version": GENERATOR_VERSION, "size": asdict(SIZES[size])}
+    return manifest if all(manifest.get(k) == v for k, v in current.items()) else None
 
 
 def ensure(size_name: str, log: Any = print) -> dict[str, Any]:
@@ -273,6 +281,7 @@ def ensure(size_name: str, log: Any = print) -> dict[str, Any]:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    t0 = time.perf_counter()
     log(f"generating {size_name} inputs in {out} ...")
     adata = make_adata(size)
     _write_all(adata, out, "base", list(FORMATS))
@@ -288,8 +297,8 @@ def ensure(size_name: str, log: Any = print) -> dict[str, Any]:
         "n_parts": N_PARTS,
     }
     del adata, x
-    _write_all(make_many_uns(), out, "many-uns", ["h5ad", "zarr3-sharded"])
+    _write_all(make_many_uns(size), out, "many-uns", ["h5ad", "zarr3-sharded"])
     _write_all(make_wide_obs(size), out, "wide-obs", ["h5ad", "zarr3-sharded"])
     manifest_path(size_name).write_text(json.dumps(manifest, indent=2))
-    log(f"generated {size_name} inputs ({manifest['nnz']:,} non-zeros)")
+    log(f"generated {size_name} inputs ({manifest['nnz']:,} non-zeros) in {time.perf_counter() - t0:.0f} s")
     return manifest

@@ -73,5 +73,5 @@ def read(lib: ModuleType, path: Path, fmt: Format) -> Any:
 
 
 def input_name(stem: str, fmt: Format) -> str:
-    """File name of a cached input, e.g. ``base.zarr3-sharded.zarr``."""
-    return f"{stem}.{fmt.name}{fmt.suffix}"
+    """File name of a cached input, e.g. ``base-zarr3-sharded.zarr``."""
+    return f"{stem}-{fmt.name}{fmt.suffix}"

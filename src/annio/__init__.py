@@ -24,5 +24,15 @@ __all__ = [
     "read_zarr",
     "datasets",
     "io",
+    "experimental",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # `annio.experimental` pulls in dask and xarray: imported on first use, not with annio
+    if name == "experimental":
+        import importlib
+
+        return importlib.import_module(".experimental", __name__)
+    raise AttributeError(f"module 'annio' has no attribute {name!r}")

@@ -1,0 +1,153 @@
+"""One measurement in a fresh process: ``python -m benchmarks.child SPEC.json``.
+
+The spec names the library, the workload and the directories; the result (JSON) is
+written to ``spec["result"]``.  Order of events: import the library, check optional API,
+run the workload's setup, (optionally evict inputs from the page cache), reset the
+kernel's peak-RSS counter, time the workload, read the peak RSS, flush the outputs to
+disk (``fsync``, untimed, so dirty pages do not leak into the next measurement) and
+measure the size on disk of the output.  Any exception becomes ``status: error`` with a short
+reason instead of a crash.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .workloads import WORKLOADS, Context, has_api
+
+_STATUS = Path("/proc/self/status")
+
+
+def short_reason(exc: BaseException, limit: int = 90) -> str:
+    """``ExcType: first line of message``, truncated."""
+    text = str(exc).strip().splitlines()
+    reason = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
+
+def _status_kib(key: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM (Linux >= 4.0, ``echo 5 > /proc/self/clear_refs``); False if impossible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def process_maxrss() -> int:
+    """Peak RSS of this whole process in bytes (``getrusage``, kilobytes on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def evict(paths: list[Path]) -> None:
+    """Ask the kernel to drop cached pages of every file under ``paths`` (no root needed)."""
+    for top in paths:
+        files = [top] if top.is_file() else [p for p in top.rglob("*") if p.is_file()]
+        for f in files:
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def flush(path: Path | None) -> None:
+    """fsync every file under ``path`` so dirty pages do not leak into the next measurement."""
+    if path is None or not path.exists():
+        return
+    for f in [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def disk_usage(path: Path | None) -> tuple[int | None, int | None]:
+    """(apparent bytes, file count) of a file or directory tree."""
+    if path is None or not path.exists():
+        return None, None
+    if path.is_file():
+        return path.stat().st_size, 1
+    files = [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one measurement described by ``spec``; never raises."""
+    stage = "import"
+    try:
+        lib = importlib.import_module(spec["lib"])
+        workload = WORKLOADS[spec["workload"]]
+        missing = [r for r in workload.requires if not has_api(lib, r)]
+        if missing:
+            return {"status": "n/a", "reason": f"no {spec['lib']}.{missing[0]}"}
+        stage = "setup"
+        ctx = Context(Path(spec["data"]), Path(spec["scratch"]), spec["manifest"])
+        ctx.scratch.mkdir(parents=True, exist_ok=True)
+        prepared = workload.setup(lib, ctx)
+        gc.collect()
+        if spec.get("cold"):
+            evict(prepared.inputs)
+        stage = "run"
+        rss_before = (_status_kib("VmRSS") or 0) * 1024
+        exact_peak = reset_peak_rss()
+        t0 = time.perf_counter()
+        result = prepared.run()
+        seconds = time.perf_counter() - t0
+        hwm = _status_kib("VmHWM")
+        peak = hwm * 1024 if exact_peak and hwm else process_maxrss()
+        del result
+        stage = "measure"
+        if prepared.disk is not None and ctx.scratch in prepared.disk.parents:
+            flush(prepared.disk)
+        disk_bytes, n_files = disk_usage(prepared.disk)
+    except Exception as exc:  # noqa: BLE001 - every failure is a table cell
+        if spec.get("verbose"):
+            traceback.print_exc()
+        reason = short_reason(exc)
+        return {"status": "error", "reason": reason if stage == "run" else f"{stage}: {reason}"}
+    return {
+        "status": "ok",
+        "seconds": seconds,
+        "peak_rss": peak,
+        "rss_before": rss_before,
+        "peak_exact": exact_peak,
+        "process_maxrss": process_maxrss(),
+        "disk_bytes": disk_bytes,
+        "n_files": n_files,
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: read the spec, measure, write the result file."""
+    spec = json.loads(Path(argv[0]).read_text())
+    if not spec.get("verbose"):
+        warnings.simplefilter("ignore")
+    result = measure(spec)
+    Path(spec["result"]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
