@@ -197,15 +197,15 @@ def read_chunks(dataset: h5py.Dataset, out: np.ndarray) -> None:
 
 # ----------------------------------------------------------------------------- 1-D ranges
 def can_read_ranges(dataset: h5py.Dataset) -> bool:
-    """Whether :func:`read_ranges` can read ``dataset``: a chunked 1-D numeric
-    native-endian dataset with no filter except a plain deflate (gzip)."""
+    """Whether :func:`read_ranges` should read ``dataset``: a chunked 1-D numeric
+    native-endian dataset whose only filter is deflate (gzip). Unfiltered datasets are
+    better served by HDF5 itself, which reads just the requested bytes of a chunk
+    (measured: 1,000 random CSR rows of a 60M-value array, 0.025 s per-range vs 0.08-0.2 s
+    fetching whole chunks)."""
     if dataset.chunks is None or dataset.ndim != 1 or dataset.dtype.kind not in "biuf" or dataset.dtype.byteorder not in "=|<":
         return False
     plist = dataset.id.get_create_plist()
-    n = plist.get_nfilters()
-    if n == 0:
-        return True
-    return n == 1 and plist.get_filter(0)[0] == h5py.h5z.FILTER_DEFLATE
+    return plist.get_nfilters() == 1 and plist.get_filter(0)[0] == h5py.h5z.FILTER_DEFLATE
 
 
 def read_ranges(dataset: h5py.Dataset, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:

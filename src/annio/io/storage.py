@@ -39,8 +39,9 @@ _ANNIO_KEYS = {"dtype", "indptr_dtype"}  # consumed by encodings, never by a bac
 
 # read_ranges: read one covering slice when the wanted values fill this share of their span
 _COVER_FRACTION = 0.5
-# read_ranges, HDF5 without usable chunks: merge ranges separated by fewer bytes than this
-_H5_MERGE_GAP_BYTES = 64 * 1024
+# read_ranges, HDF5 without gzip: merge ranges separated by fewer bytes than this (HDF5
+# reads exactly the requested bytes, so merging across real gaps only adds work)
+_H5_MERGE_GAP_BYTES = 512
 
 
 def is_storage_object(obj: Any) -> bool:
@@ -212,7 +213,7 @@ class StorageArray(StorageNode):
         ranges of a 1-D array (empty ranges allowed), in as few backend calls as possible.
 
         * one range: one slice read;
-        * HDF5, chunked, no filter or only gzip: every touched chunk is fetched once with
+        * HDF5, chunked with gzip only: every touched chunk is fetched once with
           ``read_direct_chunk`` and decompressed in a thread pool
           (:func:`annio.io.h5_chunks.read_ranges`) — 2–3× faster than a read per range;
         * ranges that cover most of their span: one covering slice, gathered in memory;
@@ -252,7 +253,8 @@ class StorageArray(StorageNode):
         group_id = np.cumsum(new_group) - 1
         g_starts = starts[new_group]
         g_stops = np.maximum.reduceat(stops, np.flatnonzero(new_group))
-        blocks = [self.read(slice(a, b)) for a, b in zip(g_starts.tolist(), g_stops.tolist(), strict=True)]
+        raw = self.raw  # plain slices of a numeric array: straight to the backend
+        blocks = [raw[a:b] for a, b in zip(g_starts.tolist(), g_stops.tolist(), strict=True)]
         buf = np.concatenate(blocks)
         if len(blocks) == len(starts):
             return buf
