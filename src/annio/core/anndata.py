@@ -27,7 +27,7 @@ from annio.core.views import (
     as_view,
     copy_element,
     drop_unused_categories,
-    materialize,
+    materialize_many,
     to_actual,
 )
 from annio.settings import settings
@@ -477,15 +477,20 @@ class AnnData(NamesMixin):
         return result
 
     def _materialize(self) -> None:
-        """Load every lazy element (dask arrays, lazy frames) of this object in place."""
-        self._X = materialize(self._X)
-        self._obs, self._var, self._uns = materialize(self._obs), materialize(self._var), materialize(self._uns)
-        for attr in _MAPPINGS:
-            mapping = getattr(self, f"_{attr}")
-            mapping._data = {k: materialize(v) for k, v in mapping._data.items()}
-        if self._raw is not None:
-            raw = self._raw
-            self._raw = Raw._from_parts(self, materialize(raw.X), materialize(raw.var), {k: materialize(v) for k, v in raw.varm.items()}, None)
+        """Load every lazy element (dask arrays, lazy frames) of this object in place; all
+        dask arrays are computed together."""
+        mappings = [getattr(self, f"_{attr}") for attr in _MAPPINGS]
+        raw = self._raw
+        X, obs, var, uns, *rest = materialize_many(
+            [self._X, self._obs, self._var, self._uns, *(dict(m._data) for m in mappings),
+             *((raw.X, raw.var, dict(raw.varm.items())) if raw is not None else ())]
+        )
+        self._X, self._obs, self._var, self._uns = X, obs, var, uns
+        for mapping, data in zip(mappings, rest[: len(mappings)], strict=True):
+            mapping._data = data
+        if raw is not None:
+            raw_X, raw_var, raw_varm = rest[len(mappings):]
+            self._raw = Raw._from_parts(self, raw_X, raw_var, raw_varm, None)
 
     def transpose(self) -> AnnData:
         """The transposed object: obs↔var, obsm↔varm, obsp↔varp, X and layers transposed.

@@ -12,7 +12,7 @@ Both forms compose (views of views) with :func:`compose_index` and subset any el
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -215,8 +215,25 @@ def _is_plain(x: Any) -> bool:
     return isinstance(x, np.ndarray) or sparse.issparse(x)
 
 
+#: Functions ``fn(x, idx, axis)`` that subset special array types themselves (returning
+#: ``NotImplemented`` when they do not apply). :mod:`annio.lazy` registers one that turns a
+#: row selection of a lazy array into a read of just those rows (the core never imports it).
+_ARRAY_SUBSETTERS: list[Callable[[Any, Any, int], Any]] = []
+
+
+def register_array_subsetter(fn: Callable[[Any, Any, int], Any]) -> None:
+    """Let ``fn(x, idx, axis)`` subset arrays it recognises (see ``_ARRAY_SUBSETTERS``)."""
+    if fn not in _ARRAY_SUBSETTERS:
+        _ARRAY_SUBSETTERS.append(fn)
+
+
 def subset_axis(x: Any, idx: Index1D, axis: int = 0) -> Any:
     """Subset ``x`` along ``axis`` (0 or 1) with a normalised indexer."""
+    if not isinstance(idx, slice):
+        for subsetter in _ARRAY_SUBSETTERS:
+            out = subsetter(x, idx, axis)
+            if out is not NotImplemented:
+                return out
     if isinstance(x, pd.DataFrame) or hasattr(x, "_annio_lazy_frame"):
         if axis != 0:
             raise ValueError("DataFrames can only be subset along their rows here")

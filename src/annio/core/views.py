@@ -373,6 +373,40 @@ def materialize(obj: Any) -> Any:
     return obj
 
 
+def _is_dask(obj: Any) -> bool:
+    return type(obj).__module__.startswith("dask") and hasattr(obj, "compute")
+
+
+def materialize_many(values: list[Any]) -> list[Any]:
+    """:func:`materialize` each value, computing all dask arrays among them (also inside
+    dicts) in one pass, so their reads and decompression run concurrently."""
+    found: dict[int, Any] = {}
+
+    def scan(obj: Any) -> None:
+        if _is_dask(obj):
+            found[id(obj)] = obj
+        elif isinstance(obj, (DictView, dict)):
+            for v in (obj._data if isinstance(obj, DictView) else obj).values():
+                scan(v)
+
+    for value in values:
+        scan(value)
+    computed: dict[int, Any] = {}
+    if found:
+        import dask  # noqa: PLC0415 - only when there is something lazy to compute
+
+        computed = dict(zip(found, dask.compute(*found.values()), strict=True))
+
+    def rebuild(obj: Any) -> Any:
+        if id(obj) in computed and _is_dask(obj):
+            return computed[id(obj)]
+        if isinstance(obj, (DictView, dict)):
+            return {k: rebuild(v) for k, v in (obj._data if isinstance(obj, DictView) else obj).items()}
+        return materialize(obj)
+
+    return [rebuild(v) for v in values]
+
+
 def copy_element(obj: Any) -> Any:
     """A deep, detached copy of any element (views become their base type)."""
     if obj is None:

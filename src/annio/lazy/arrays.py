@@ -24,12 +24,15 @@ import math
 import uuid
 from typing import Any
 
+import dask.array as da  # imported with annio.lazy, not on the first read_lazy call
 import h5py
 import numpy as np
+from dask.highlevelgraph import HighLevelGraph
 
 from ..io.encodings.sparse import result_class, stored_parts
 from ..io.sparse_read import read_major_slice
 from ..io.storage import StorageArray, StorageGroup, wrap
+from .pushdown import remember
 
 __all__ = [
     "ArraySource",
@@ -158,14 +161,13 @@ def dense_chunks(node: StorageArray | ArraySource, chunks: Any = None) -> tuple[
 
 def dense_dask(node: Any, chunks: Any = None) -> Any:
     """A dask array over a dense stored array (numeric, boolean or strings as objects)."""
-    import dask.array as da
 
     source = node if isinstance(node, ArraySource) else ArraySource(node)
     shape = source.shape
     if not shape:
         raise ValueError(f"{source.path}: 0-d arrays are read eagerly")
     name = f"annio-{source.path.strip('/').replace('/', '-') or 'array'}-{uuid.uuid4().hex}"
-    return da.from_array(
+    array = da.from_array(
         source,
         chunks=dense_chunks(source, chunks),
         name=name,
@@ -175,6 +177,7 @@ def dense_dask(node: Any, chunks: Any = None) -> Any:
         inline_array=True,
         meta=np.empty((0,) * len(shape), dtype=source.dtype),
     )
+    return remember(array, "dense", source)
 
 
 # ============================================================================= sparse
@@ -242,8 +245,6 @@ def _stride_from_chunks(source: SparseSource, chunks: Any) -> int:
 
 def sparse_dask(group: Any, fmt: str, chunks: Any = None) -> Any:
     """A dask array of scipy CSR (or CSC) blocks along the major axis of a sparse group."""
-    import dask.array as da
-    from dask.highlevelgraph import HighLevelGraph
 
     source = SparseSource(wrap(group), fmt)
     stride = _stride_from_chunks(source, chunks)
@@ -258,4 +259,4 @@ def sparse_dask(group: Any, fmt: str, chunks: Any = None) -> Any:
     chunks_out = (sizes, (source.n_minor,)) if fmt == "csr" else ((source.n_minor,), sizes)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     meta = cls((0, 0), dtype=source.data.dtype)
-    return da.Array(graph, name, chunks=chunks_out, meta=meta, dtype=source.data.dtype)
+    return remember(da.Array(graph, name, chunks=chunks_out, meta=meta, dtype=source.data.dtype), "sparse", source)
