@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import zarr
 
 import annio
 from annio import datasets
@@ -52,3 +53,31 @@ def test_zarrita_reads_annio_store_from_disk(tmp_path, adata, zarr_format):
         else:
             np.testing.assert_array_equal(values, expected, err_msg=element)
     assert result["obs/cell_type/codes"]["attrs"]["encoding-type"] == "array"
+
+
+def test_zarrita_reads_shards_annio_builds_itself(tmp_path, monkeypatch):
+    """Shards written by annio's parallel path (:mod:`annio.io.zarr_shards`) — several inner
+    chunks per shard, edge shards and edge chunks — read the same in JavaScript."""
+    from annio.io import zarr_shards
+
+    zarrita_available()
+    big = datasets.pbmc_like(1990, 300)
+    monkeypatch.setattr(zarr_shards, "MIN_PARALLEL_BYTES", 1)  # thread pool even for small arrays
+    written = []
+    write_shards = zarr_shards.write_shards
+    monkeypatch.setattr(zarr_shards, "write_shards", lambda arr, *a, **k: written.append(arr.path) or write_shards(arr, *a, **k))
+    path = tmp_path / "big.zarr"
+    with annio.settings.override(shard_target_bytes=2**16, chunk_target_bytes=2**12):
+        write_zarr(path, big, zarr_format=3)
+    assert {"X/data", "X/indices", "obsm/X_pca", "obs/n_counts"} <= set(written)
+    for element in ("X/data", "obsm/X_pca"):
+        arr = zarr.open_group(path, mode="r")[element]
+        assert arr.shards[0] > arr.chunks[0] and arr.shape[0] % arr.shards[0] and arr.shape[0] % arr.chunks[0], element
+    result = read_with_zarrita(str(path), "", *ELEMENTS)
+    for element in ELEMENTS:
+        expected = _expected(big, element)
+        values = np.asarray(result[element]["values"], dtype=expected.dtype if expected.dtype != object else object)
+        if expected.dtype.kind == "f":
+            np.testing.assert_allclose(values, expected, rtol=1e-6, err_msg=element)
+        else:
+            np.testing.assert_array_equal(values, expected, err_msg=element)

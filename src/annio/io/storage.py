@@ -8,8 +8,9 @@ options, scalars and null datasets — is handled here and nowhere else.
 
 The adapter's helpers sit beside it: :mod:`~annio.io.storage_attrs` (attribute
 normalisation), :mod:`~annio.io.storage_dtypes` (string and record dtypes),
-:mod:`~annio.io.h5_chunks` (parallel gzip and ranged reads through HDF5 direct chunk I/O)
-and :mod:`~annio.io.layout` (chunk and shard shapes).
+:mod:`~annio.io.h5_chunks` (parallel gzip and ranged reads through HDF5 direct chunk I/O),
+:mod:`~annio.io.zarr_shards` (parallel zstd for local sharded zarr v3) and
+:mod:`~annio.io.layout` (chunk and shard shapes).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import zarr
 from zarr.dtype import VariableLengthUTF8
 
 from ..errors import FormatError
-from . import h5_chunks, layout
+from . import h5_chunks, layout, zarr_shards
 from .ranges import gather_index
 from .storage_attrs import Attributes, attr_to_json, dumps_json
 from .storage_dtypes import as_str_objects, decode_object_array, h5_record_dtype, nominal_itemsize, zarr_record_dtype, zdtype
@@ -188,6 +189,8 @@ class StorageArray(StorageNode):
                 elif out.size:
                     self.raw.read_direct(out)
                 return out
+            if selection is Ellipsis and self.backend == "zarr" and zarr_shards.can_read_direct(self.raw):
+                return zarr_shards.read_all(self.raw)
             return np.asarray(self.raw[selection])
         except (OSError, RuntimeError, ValueError) as err:
             if isinstance(err, FormatError):
@@ -270,7 +273,8 @@ class StorageArray(StorageNode):
         return value[()] if isinstance(value, np.ndarray) else value
 
     def write(self, selection: Any, values: Any) -> None:
-        self.raw[selection] = values
+        if self.backend == "hdf5" or not zarr_shards.write_rows(self.raw, selection, values):
+            self.raw[selection] = values
 
     def resize(self, length: int) -> None:
         """Grow or shrink a 1-D array along its only axis."""
@@ -478,6 +482,6 @@ class StorageGroup(StorageNode):
             # one call creates the array and writes its data (fewer metadata round trips)
             if is_string:
                 data = as_str_objects(data, self._child_path(key)).astype(np.dtypes.StringDType())
-            return self.raw.create_array(key, data=data, **kwargs)
+            return zarr_shards.create_with_data(self.raw, key, data, kwargs)
         zdtype: Any = VariableLengthUTF8() if is_string else dtype
         return self.raw.create_array(key, shape=shape, dtype=zdtype, **kwargs)
