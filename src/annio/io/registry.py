@@ -267,9 +267,7 @@ class Writer:
             raise
 
     def _write_with(self, encoding: Encoding, group: StorageGroup, key: str, value: Any, dataset_kwargs: Mapping[str, Any]) -> None:
-        if key not in ("", "/") and key in group:
-            del group[key]
-        node = encoding.write(group, key, value, self, dataset_kwargs)
+        node = encoding.write(group, key, value, self, dataset_kwargs)  # replaces an existing `key`
         attrs = node.attrs
         missing = {k: v for k, v in encoding.spec.as_attrs().items() if k not in attrs}
         if missing:

@@ -24,7 +24,7 @@ import zarr
 from zarr.dtype import VariableLengthUTF8
 
 from ..errors import FormatError
-from . import h5_chunks, layout, zarr_shards
+from . import h5_chunks, h5_small, layout, zarr_shards
 from .ranges import gather_index
 from .storage_attrs import Attributes, attr_to_json, dumps_json
 from .storage_dtypes import as_str_objects, decode_object_array, h5_record_dtype, nominal_itemsize, zarr_record_dtype, zdtype
@@ -412,7 +412,9 @@ class StorageGroup(StorageNode):
         is_string = dtype.kind in "UOT"
         if self.backend == "hdf5":
             node = StorageArray(self._create_h5(key, shape, dtype, data, kwargs, resizable, is_string))
-            if attrs:
+            if attrs and h5_small.all_strings(attrs):
+                h5_small.set_string_attrs(node.raw, attrs, fresh=True)
+            elif attrs:
                 node.attrs.update(attrs)
             return node
         kwargs["attributes"] = attr_to_json(dict(attrs or {}))
@@ -442,6 +444,8 @@ class StorageGroup(StorageNode):
             kwargs["chunks"] = layout.h5_chunks(shape, nominal_itemsize(dtype))
         if data is None:
             return self.raw.create_dataset(key, shape=shape, dtype=h5dtype, **kwargs)
+        if not kwargs and (is_string or dtype.kind in "biufc"):  # plain dataset: low-level, ~3x faster
+            return h5_small.create_plain_dataset(self.raw, key, data, strings=is_string)
         if kwargs.get("compression") == "gzip" and not is_string:
             dataset = self.raw.create_dataset(key, shape=shape, dtype=h5dtype, **kwargs)
             if h5_chunks.can_use_direct_chunks(dataset):

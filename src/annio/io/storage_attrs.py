@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from . import h5_small
+
 if TYPE_CHECKING:
     from .storage import StorageNode
 
@@ -93,6 +95,8 @@ class Attributes(MutableMapping[str, Any]):
         items = {**dict(other), **kw}
         if self._node.backend == "zarr":  # one metadata write instead of one per key
             self._raw.update({k: attr_to_json(v) for k, v in items.items()})
+        elif h5_small.all_strings(items):  # encoding attributes: h5py's low-level API, ~3x faster
+            h5_small.set_string_attrs(self._node.raw, items)
         else:
             for k, v in items.items():
                 self[k] = v
