@@ -52,7 +52,9 @@ def create_plain_dataset(group: h5py.Group, key: str, data: np.ndarray, *, strin
         data = np.asarray(data, dtype=_VLEN_STR)
         tid = _VLEN_STR_TYPE
     else:
-        data = np.ascontiguousarray(data)
+        data = np.asarray(data)  # (np.ascontiguousarray would turn 0-d into 1-d)
+        if not data.flags.c_contiguous:
+            data = data.copy()
         tid = h5t.py_create(data.dtype, logical=True)
     space = _SCALAR if data.ndim == 0 else h5s.create_simple(data.shape)
     dsid = h5d.create(group.id, key.encode("utf-8"), tid, space, dcpl=_dcpl())
