@@ -92,3 +92,12 @@ def test_urls_straight_into_read_and_write(tmp_path: Any, adata: Any, s3_server:
     assert_equal(annio.read_h5ad(http_server.url("by-url.h5ad")), read_h5ad(local))
     s3_server.upload_file(local, "anndata/by-url.h5ad")
     assert_equal(annio.read_h5ad(s3_server.url("anndata/by-url.h5ad"), storage_options=options), read_h5ad(local))
+
+
+def test_read_lazy_url_with_storage_options(local_zarr: dict[int, Path], s3_server: Any) -> None:
+    from annio.experimental import read_lazy
+
+    local = local_zarr[3]
+    s3_server.upload_dir(local, f"lazy/{local.name}")
+    lazy = read_lazy(s3_server.url(f"lazy/{local.name}"), storage_options=s3_server.storage_options())
+    assert_equal(lazy.to_memory(), read_zarr(local))

@@ -80,7 +80,7 @@ def _is_h5_target(store: Any) -> bool:
     return is_h5ad(store)
 
 
-def _open(store: Any) -> tuple[Any, LazyFile | None, bool]:
+def _open(store: Any, storage_options: Any = None) -> tuple[Any, LazyFile | None, bool]:
     """The root group for ``store``, the file manager to attach, and whether every child
     of the root can be listed cheaply (h5, consolidated zarr)."""
     from ..io.stores import _local_path, is_url, zarr_store
@@ -95,7 +95,7 @@ def _open(store: Any) -> tuple[Any, LazyFile | None, bool]:
         if isinstance(store, str) and is_url(store):
             from ..io import remote  # type: ignore[attr-defined]
 
-            f = remote.open_h5_file_from_url(store)
+            f = remote.open_h5_file_from_url(store, storage_options=storage_options)
             if not isinstance(f, h5py.File):  # pragma: no cover - remote returns a file object
                 f = h5py.File(f, "r")
         else:
@@ -107,7 +107,7 @@ def _open(store: Any) -> tuple[Any, LazyFile | None, bool]:
     if isinstance(store, str) and is_url(store):
         from ..io import remote  # type: ignore[attr-defined]
 
-        zstore = remote.zarr_store_from_url(store)
+        zstore = remote.zarr_store_from_url(store, storage_options=storage_options)
     else:
         if isinstance(store, str | os.PathLike) and not _local_path(store).exists():
             raise FileNotFoundError(f"No such file or directory: {str(_local_path(store))!r}")
@@ -133,7 +133,7 @@ def _children(root: StorageGroup, listable: bool) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- public API
-def read_lazy(store: Any, *, load_annotation_index: bool = True) -> Any:
+def read_lazy(store: Any, *, load_annotation_index: bool = True, storage_options: Any = None) -> Any:
     """Open an AnnData lazily: nothing but metadata and the obs/var indexes is read.
 
     Parameters
@@ -146,6 +146,9 @@ def read_lazy(store: Any, *, load_annotation_index: bool = True) -> Any:
     load_annotation_index
         Read the obs/var indexes. When False, rows are labelled ``"0"``, ``"1"``, ... and the
         real indexes stay on disk (uniqueness is not checked).
+    storage_options
+        For ``s3://`` and ``http(s)://`` URLs: endpoint, credentials, ``anon`` ... (see
+        :mod:`annio.io.remote`).
 
     Returns
     -------
@@ -155,7 +158,7 @@ def read_lazy(store: Any, *, load_annotation_index: bool = True) -> Any:
     _ensure_encodings()
     from ..io.encodings.anndata_group import build_anndata
 
-    group, file, listable = _open(store)
+    group, file, listable = _open(store, storage_options)
     try:
         root = wrap(group)
         if not isinstance(root, StorageGroup):
