@@ -23,4 +23,14 @@ __all__ = [
     "sparse_dataset",
     "CSRDataset",
     "CSCDataset",
+    "convert",
 ]
+
+
+def __getattr__(name: str):
+    # the streamed converter builds on annio.lazy (which builds on io): imported on use
+    if name == "convert":
+        from ..convert import convert
+
+        return convert
+    raise AttributeError(f"module 'annio.io' has no attribute {name!r}")
