@@ -21,3 +21,9 @@ def stored(request: pytest.FixtureRequest, adata: annio.AnnData, tmp_path_factor
     return request.param, path
 
 
+
+
+@pytest.fixture(scope="module")
+def stored_h5ad(adata: annio.AnnData, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The same data as ``stored``, as h5ad only (for HDF5-specific behaviour)."""
+    return "h5ad", write(adata, tmp_path_factory.mktemp("h5ad-only") / "data", "h5ad")

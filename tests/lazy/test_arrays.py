@@ -155,10 +155,8 @@ def test_sparse_block_reads_only_its_range(tmp_path):
     assert set(store.keys_read()) == expected
 
 
-def test_h5_sources_pickle_and_reopen(stored):
-    fmt, path = stored
-    if fmt != "h5ad":
-        pytest.skip("h5-specific")
+def test_h5_sources_pickle_and_reopen(stored_h5ad):
+    fmt, path = stored_h5ad
     f = h5py.File(path, "r")
     lazy = read_elem_lazy(f["layers/dense"])
     sparse = read_elem_lazy(f["X"])

@@ -40,10 +40,8 @@ def test_read_lazy_equals_eager(stored):
         lazy.file.close()
 
 
-def test_h5ad_file_handle(stored):
-    fmt, path = stored
-    if fmt != "h5ad":
-        pytest.skip("h5-specific")
+def test_h5ad_file_handle(stored_h5ad):
+    fmt, path = stored_h5ad
     lazy = read_lazy(path)
     assert lazy.file.is_open and not lazy.isbacked
     lazy.file.close()
