@@ -1,4 +1,4 @@
-"""Convert between .h5ad and zarr (v2, v3, sharded v3), or re-compress a file."""
+"""Convert between .h5ad and zarr (v2, v3, sharded v3), or re-compress a file (streamed: memory stays bounded)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io.files import read_h5ad, read_zarr, write_h5ad, write_zarr
-    from ..io.stores import is_h5ad
+    from ..convert import convert
 
     start = time.perf_counter()
-    adata = read_h5ad(args.source) if is_h5ad(args.source) else read_zarr(args.source)
-    if str(args.target).endswith(".h5ad"):
-        write_h5ad(args.target, adata, compression=args.compression)
-    else:
-        write_zarr(args.target, adata, zarr_format=args.zarr_format)
-    print(f"wrote {args.target} ({adata.n_obs} × {adata.n_vars}) in {time.perf_counter() - start:.2f} s")
+    convert(args.source, args.target, zarr_format=args.zarr_format, compression=args.compression)
+    print(f"wrote {args.target} in {time.perf_counter() - start:.2f} s")
     return 0
