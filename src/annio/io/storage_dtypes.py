@@ -12,6 +12,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import pandas as pd
 import zarr
 
 __all__ = ["zdtype", "decode_object_array", "nominal_itemsize", "as_str_objects", "h5_record_dtype", "zarr_record_dtype"]
@@ -41,7 +42,9 @@ def as_str_objects(data: np.ndarray, path: str = "") -> np.ndarray:
     """An object array of ``str``; refuses missing values instead of storing "None"/"nan"."""
     if data.dtype.kind != "O":
         return data.astype(object)
-    if data.size:
+    # pandas' C-level type inference checks every element without a Python loop; the
+    # per-element scan below runs only to name the offending value
+    if data.size and pd.api.types.infer_dtype(data.reshape(-1), skipna=False) != "string":
         is_str = np.asarray(np.frompyfunc(lambda v: isinstance(v, str), 1, 1)(data), dtype=bool)
         if not is_str.all():
             bad = data.reshape(-1)[~is_str.reshape(-1)][0]
