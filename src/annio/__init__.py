@@ -1,19 +1,21 @@
 """annio: fast, anndata-compatible annotated data matrices.
 
-The public face: the model (:class:`AnnData`), whole-file readers and writers, settings,
-concatenation and extension namespaces. Element-level I/O lives in :mod:`annio.io`, lazy
-access in :mod:`annio.experimental`.
+The public face: the model (:class:`AnnData`), whole-file readers and writers, streamed
+conversion, settings and extension namespaces. Element-level I/O lives in :mod:`annio.io`,
+lazy access in :mod:`annio.experimental`.
+
+Implementation packages are private, one per layer, lowest first: ``_core`` (the model),
+``io`` (the format: ``_storage`` → ``_encodings`` → ``_root``/``_files``/``_backed``),
+``_lazy`` (lazy access), ``_ops`` (operations such as conversion). Imports only point down.
 """
 
-from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .settings import settings  # noqa: E402
-
-from .core import AnnData, Raw, register_anndata_namespace  # noqa: E402
-from . import datasets, io  # noqa: E402
-from .io import read_h5ad, read_zarr  # noqa: E402
+from annio.settings import settings  # noqa: E402
+from annio._core import AnnData, Raw, register_anndata_namespace  # noqa: E402
+from annio import datasets, errors, io  # noqa: E402
+from annio.io import read_h5ad, read_zarr, write_h5ad, write_zarr  # noqa: E402
 
 __all__ = [
     "AnnData",
@@ -22,17 +24,29 @@ __all__ = [
     "register_anndata_namespace",
     "read_h5ad",
     "read_zarr",
+    "write_h5ad",
+    "write_zarr",
+    "convert",
     "datasets",
+    "errors",
     "io",
     "experimental",
     "__version__",
 ]
 
+# these pull in dask and xarray: imported on first use, not with annio
+_LAZY_ATTRIBUTES = {"experimental": ("annio.experimental", None), "convert": ("annio._ops.convert", "convert")}
+
 
 def __getattr__(name: str):
-    # `annio.experimental` pulls in dask and xarray: imported on first use, not with annio
-    if name == "experimental":
+    if name in _LAZY_ATTRIBUTES:
         import importlib
 
-        return importlib.import_module(".experimental", __name__)
+        module_name, attr = _LAZY_ATTRIBUTES[name]
+        module = importlib.import_module(module_name)
+        return module if attr is None else getattr(module, attr)
     raise AttributeError(f"module 'annio' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

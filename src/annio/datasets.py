@@ -45,7 +45,7 @@ def pbmc_like(n_obs: int = 2000, n_vars: int = 1000, *, density: float = 0.05, s
     seed
         Random seed; the same seed gives the same object.
     """
-    from .core import AnnData
+    from annio._core import AnnData
 
     rng = np.random.default_rng(seed)
     counts = _counts(rng, n_obs, n_vars, density)

@@ -401,9 +401,9 @@ def gen_adata(
     raw
         Whether to set ``.raw`` (a copy with one extra variable column).
     anndata_class
-        The class to build (default: ``annio.core.AnnData``).
+        The class to build (default: ``annio._core.AnnData``).
     """
-    from annio.core import AnnData  # noqa: PLC0415 - keep annio.testing importable first
+    from annio._core import AnnData  # noqa: PLC0415 - keep annio.testing importable first
 
     cls = anndata_class or AnnData
     rng = np.random.default_rng(seed)

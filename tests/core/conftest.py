@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from annio.core import AnnData
+from annio._core import AnnData
 from annio.testing import gen_adata
 
 

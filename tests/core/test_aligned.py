@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from annio.core import AnnData
-from annio.core.aligned import AxisArrays, Layers, PairwiseArrays
+from annio._core import AnnData
+from annio._core.aligned import AxisArrays, Layers, PairwiseArrays
 from annio.errors import ImplicitModificationWarning
 
 X = np.zeros((3, 4))

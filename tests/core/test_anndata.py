@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from annio.core import AnnData
+from annio._core import AnnData
 from annio.errors import ImplicitModificationWarning
 from annio.settings import settings
 from annio.testing import assert_equal, gen_adata

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -11,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from annio.core import AnnData
-from annio.core.index import compose_index, normalize_index
+from annio._core import AnnData
+from annio._core.index import compose_index, normalize_index
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

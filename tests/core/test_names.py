@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annio.core.names import make_dim_frame, make_index_unique, string_columns_to_convert, strings_to_categoricals
+from annio._core.names import (
+    make_dim_frame,
+    make_index_unique,
+    string_columns_to_convert,
+    strings_to_categoricals,
+)
 
 
 @pytest.mark.parametrize(

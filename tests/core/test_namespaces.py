@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annio.core import AnnData, register_anndata_namespace
+from annio._core import AnnData, register_anndata_namespace
 
 
 @pytest.fixture

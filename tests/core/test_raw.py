@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from annio.core import AnnData, Raw
+from annio._core import AnnData, Raw
 from annio.testing import assert_equal
 
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from annio.core import AnnData
-from annio.core.views import (
+from annio._core import AnnData
+from annio._core.views import (
     ArrayView,
     DataFrameView,
     DictView,

@@ -16,7 +16,7 @@ from packaging.version import Version
 from scipy import sparse
 
 import annio
-from annio.io.backed import sparse_dataset
+from annio.io._backed.file_backing import sparse_dataset
 
 ad = pytest.importorskip("anndata")
 

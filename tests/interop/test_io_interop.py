@@ -42,7 +42,7 @@ def _anndata_object():
 
 
 def _annio_object():
-    from annio.core import AnnData
+    from annio._core import AnnData
 
     return helpers.build_adata(AnnData, _parts())
 

@@ -14,7 +14,7 @@ import pytest
 from packaging.version import Version
 from scipy import sparse
 
-import annio.core as an
+import annio._core as an
 from annio.testing import assert_equal
 
 ad = pytest.importorskip("anndata")
@@ -195,7 +195,7 @@ def test_copy_on_write(name):
         _, err, warns = _run(lambda m, view=view: action(view), mod)
         assert err is None
         results[mod.__name__] = (view, warns, parent, before)
-    (v_ref, w_ref, p_ref, b_ref), (v_ours, w_ours, p_ours, b_ours) = results["anndata"], results["annio.core"]
+    (v_ref, w_ref, p_ref, b_ref), (v_ours, w_ours, p_ours, b_ours) = results["anndata"], results["annio._core"]
     assert not v_ref.is_view and not v_ours.is_view
     assert [w.category.__name__ for w in w_ours] == [w.category.__name__ for w in w_ref] == ["ImplicitModificationWarning"]
     if name != "uns_setitem":  # anndata 0.12 names the attribute `._uns`
@@ -228,7 +228,7 @@ def test_raw():
         a.raw = a
         a = a[:, :2].copy()
         objs[mod.__name__] = a
-    ref, ours = objs["anndata"], objs["annio.core"]
+    ref, ours = objs["anndata"], objs["annio._core"]
     assert ours.raw.shape == ref.raw.shape
     assert_equal(ours.raw, ref.raw)
     assert_equal(ours.raw[1:, "B"].X, ref.raw[1:, "B"].X)
@@ -236,7 +236,7 @@ def test_raw():
     assert_equal(ours.raw.to_adata(), ref.raw.to_adata())
     np.testing.assert_array_equal(ours.raw.obs_vector("C"), ref.raw.obs_vector("C"))
     _, e1, _ = _run(lambda m: setattr(objs["anndata"], "raw", objs["anndata"][:2].copy()), ad)
-    _, e2, _ = _run(lambda m: setattr(objs["annio.core"], "raw", objs["annio.core"][:2].copy()), an)
+    _, e2, _ = _run(lambda m: setattr(objs["annio._core"], "raw", objs["annio._core"][:2].copy()), an)
     assert str(e1) == str(e2)
 
 

@@ -56,9 +56,9 @@ def test_zarrita_reads_annio_store_from_disk(tmp_path, adata, zarr_format):
 
 
 def test_zarrita_reads_shards_annio_builds_itself(tmp_path, monkeypatch):
-    """Shards written by annio's parallel path (:mod:`annio.io.zarr_shards`) — several inner
+    """Shards written by annio's parallel path (:mod:`annio.io._storage.zarr_shards`) — several inner
     chunks per shard, edge shards and edge chunks — read the same in JavaScript."""
-    from annio.io import zarr_shards
+    from annio.io._storage import zarr_shards
 
     zarrita_available()
     big = datasets.pbmc_like(1990, 300)

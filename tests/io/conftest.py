@@ -171,6 +171,6 @@ def build_adata(cls: Any, parts: dict[str, Any] | None = None) -> Any:
 
 @pytest.fixture
 def annio_adata():
-    from annio.core import AnnData
+    from annio._core import AnnData
 
     return build_adata(AnnData)

@@ -14,7 +14,7 @@ from scipy import sparse
 
 import annio
 from annio.io import read_h5ad, read_zarr, write_h5ad, write_zarr
-from annio.io.stores import is_h5ad
+from annio.io._storage.stores import is_h5ad
 
 FORMATS = ["h5ad", "h5ad-gzip", "zarr2", "zarr3", "zarr3-sharded", "zip"]
 
@@ -60,7 +60,7 @@ def test_round_trip(fmt, tmp_path, annio_adata, assert_matches):
 
 @pytest.mark.parametrize("fmt", ["h5ad", "zarr3"])
 def test_x_none(fmt, tmp_path, assert_matches):
-    from annio.core import AnnData
+    from annio._core import AnnData
 
     adata = AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(4)]), var=pd.DataFrame(index=["g1", "g2"]))
     path = _write(fmt, tmp_path, adata)
@@ -151,7 +151,7 @@ def test_overwrite_replaces_and_leaves_no_siblings(tmp_path, annio_adata):
 
 
 def test_zarrs_context_follows_setting():
-    from annio.io.stores import zarrs_context
+    from annio.io._storage.stores import zarrs_context
 
     default = zarr.config.get("codec_pipeline.path")
     with annio.settings.override(use_zarrs=True), zarrs_context():

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
 import scipy.sparse as sp
 import zarr
 from zarr.storage import LocalStore, WrapperStore

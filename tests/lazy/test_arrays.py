@@ -13,8 +13,9 @@ import scipy.sparse as sp
 import zarr
 
 from annio.io import read_elem, write_elem
-from annio.lazy import ArraySource, read_elem_lazy
-from annio.lazy.arrays import read_sparse_block, sparse_stride, SparseSource
+from annio._lazy import ArraySource, read_elem_lazy
+from annio._lazy.arrays import read_sparse_block, sparse_stride, SparseSource
+from annio.io._storage.adapter import wrap
 
 from lazy_helpers import counting_store, open_group
 
@@ -128,7 +129,7 @@ def test_sparse_stride_follows_storage_chunks(tmp_path):
     g["m"].create_array("data", data=m.data, chunks=(4000,))
     g["m"].create_array("indices", data=m.indices, chunks=(4000,))
     g["m"].create_array("indptr", data=m.indptr, chunks=(1500,))
-    stride = sparse_stride(SparseSource(__import__("annio").io.storage.wrap(g["m"]), "csr"))
+    stride = sparse_stride(SparseSource(wrap(g["m"]), "csr"))
     assert stride % 1500 == 0 and stride >= 8000  # 4000 values at 0.5 per row
     lazy = read_elem_lazy(g["m"])
     assert lazy.chunks[0][0] == stride
@@ -190,6 +191,6 @@ def test_read_sparse_block_validates(tmp_path):
     grp.create_array("indptr", data=np.array([0, 1, 2, 3]))
     with pytest.raises(annio.errors.FormatError, match="indices"):
         read_elem_lazy(g["m"]).compute()
-    source = SparseSource(__import__("annio").io.storage.wrap(g["m"]), "csr")
+    source = SparseSource(wrap(g["m"]), "csr")
     with pytest.raises(annio.errors.FormatError):
         read_sparse_block(source, 0, 3, sp.csr_matrix)

@@ -12,7 +12,7 @@ distributed = pytest.importorskip("distributed")
 
 from lazy_helpers import make_adata, write  # noqa: E402
 
-from annio.lazy import read_lazy  # noqa: E402
+from annio._lazy import read_lazy  # noqa: E402
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

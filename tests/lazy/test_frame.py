@@ -11,7 +11,7 @@ from lazy_helpers import counting_store, make_adata, open_group, read_eager, wri
 
 import annio
 from annio.io import read_elem
-from annio.lazy import Dataset2D, LazyCategoricalDtype, read_elem_lazy
+from annio._lazy import Dataset2D, LazyCategoricalDtype, read_elem_lazy
 
 
 def drop_unused(df: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +69,7 @@ def test_getitem_and_iloc(stored):
 def test_views_match_eager_views(stored):
     fmt, path = stored
     adata = read_eager(fmt, path)
-    lazy = annio.lazy.read_lazy(path)
+    lazy = annio._lazy.read_lazy(path)
     try:
         idx1 = np.arange(0, 600, 3)
         idx2 = np.array([5, 1, 80, 120])

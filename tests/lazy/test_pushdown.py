@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from lazy_helpers import counting_store, make_adata, read_eager, write
 
-from annio.lazy import read_lazy
+from annio._lazy import read_lazy
 
 
 def _chunks_read(store, prefix: str) -> set[str]:

@@ -12,7 +12,7 @@ import zarr
 from lazy_helpers import counting_store, make_adata, read_eager, write
 
 import annio
-from annio.lazy import Dataset2D, read_lazy
+from annio._lazy import Dataset2D, read_lazy
 
 
 def _compute(x):

@@ -85,7 +85,7 @@ class S3Server:
     client: Any = field(repr=False)
 
     def storage_options(self, *, anon: bool = False, style: str = "s3fs") -> dict[str, Any]:
-        """Options for :func:`annio.io.remote.zarr_store_from_url` (s3fs or obstore names)."""
+        """Options for :func:`annio.io._storage.remote.zarr_store_from_url` (s3fs or obstore names)."""
         if anon:
             return {"endpoint_url": self.endpoint_url, "anon": True, "region": self.region}
         if style == "obstore":

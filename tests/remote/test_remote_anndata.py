@@ -1,5 +1,5 @@
 """End to end: AnnData objects written by annio, read back over S3 and HTTP through store
-objects / file objects from :mod:`annio.io.remote` (no URL wiring in the readers needed)."""
+objects / file objects from :mod:`annio.io._storage.remote` (no URL wiring in the readers needed)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import annio
-from annio.io import files
-from annio.io.remote import open_h5_file_from_url, zarr_store_from_url
+from annio.io import _files as files
+from annio.io._storage.remote import open_h5_file_from_url, zarr_store_from_url
 from annio.testing import assert_equal, gen_adata
 
 pytestmark = [pytest.mark.remote, pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part:UserWarning")]

@@ -1,5 +1,5 @@
 """zarr stores and HDF5 files read over S3 (SeaweedFS) and HTTP (wsgidav) through
-:mod:`annio.io.remote`, with request counts checked at the HTTP server and at the store."""
+:mod:`annio.io._storage.remote`, with request counts checked at the HTTP server and at the store."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 from zarr.abc.store import Store
 from zarr.storage import WrapperStore
 
-from annio.io.remote import (
+from annio.io._storage.remote import (
     MetadataPrefetchStore,
     RemoteH5File,
     is_url,

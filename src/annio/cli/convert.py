@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..convert import convert
+    from annio._ops.convert import convert
 
     start = time.perf_counter()
     convert(args.source, args.target, zarr_format=args.zarr_format, compression=args.compression)

@@ -22,10 +22,10 @@ def _timed(label: str, fn):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import datasets
-    from ..io.files import read_h5ad, read_zarr, write_h5ad, write_zarr
-    from ..testing import assert_equal
-    from .info import run as info_run
+    from annio import datasets
+    from annio.io._files import read_h5ad, read_zarr, write_h5ad, write_zarr
+    from annio.testing import assert_equal
+    from annio.cli.info import run as info_run
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         subset = back_zarr[back_zarr.obs["cell_type"] == "B cell", :100]
         print(f"  subset of B cells × 100 genes: {subset.shape}, view={subset.is_view}")
         try:
-            from ..experimental import read_lazy
+            from annio.experimental import read_lazy
 
             lazy = _timed("read_lazy open (zarr)", lambda: read_lazy(zs))
             print(f"  lazy X: {type(lazy.X).__name__} {lazy.X.shape}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..io.stores import open_read
-from ..io.storage import wrap
-from .tree import walk
+from annio.io._storage.stores import open_read
+from annio.io._storage.adapter import wrap
+from annio.cli.tree import walk
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import convert, demo, info, validate
+from annio.cli import convert, demo, info, validate
 
 _COMMANDS = {"info": info, "convert": convert, "validate": validate, "demo": demo}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..io.registry import get_spec
-from ..io.storage import StorageArray, StorageGroup, StorageNode
+from annio.io._encodings.registry import get_spec
+from annio.io._storage.adapter import StorageArray, StorageGroup, StorageNode
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from ..errors import AnnioError
+from annio.errors import AnnioError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,8 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io.files import read_h5ad, read_zarr
-    from ..io.stores import is_h5ad
+    from annio.io._files import read_h5ad, read_zarr
+    from annio.io._storage.stores import is_h5ad
 
     try:
         with warnings.catch_warnings(record=True) as caught:

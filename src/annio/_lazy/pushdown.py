@@ -1,0 +1,101 @@
+"""Row selections of lazy arrays, pushed down to storage reads.
+
+Plain dask fancy indexing reads every dask block that holds a selected row and then drops
+the rest: 1,000 random cells of a 100k-cell sparse X touch nearly every block, i.e. the
+whole matrix. Here a row selection of an array made by :mod:`annio._lazy.arrays` becomes a
+new dask array whose tasks read only the selected rows (sparse: their ``indptr`` entries and
+their ranges of ``data``/``indices``; dense: those rows). Selections compose, so views of
+views stay cheap. Registered with the core's subsetting hook at import.
+"""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask.highlevelgraph import HighLevelGraph
+
+from annio._core.index import register_array_subsetter
+from annio.io._encodings.sparse import result_class
+from annio.io._storage.sparse_read import read_major_rows
+
+__all__ = ["remember", "take_rows"]
+
+
+class _Origin:
+    """Where a lazy array's rows come from: a source and, after a selection, which rows."""
+
+    __slots__ = ("kind", "source", "rows", "__weakref__")
+
+    def __init__(self, kind: str, source: Any, rows: np.ndarray | None) -> None:
+        self.kind, self.source, self.rows = kind, source, rows
+
+
+# dask array name -> origin; an entry lives as long as the tasks of that array reference it
+_ORIGINS: weakref.WeakValueDictionary[str, _Origin] = weakref.WeakValueDictionary()
+
+
+def remember(array: Any, kind: str, source: Any, rows: np.ndarray | None = None) -> Any:
+    """Record that ``array`` (a dask array) reads ``source`` (rows ``rows`` of it)."""
+    origin = _Origin(kind, source, rows)
+    _ORIGINS[array.name] = origin
+    array._annio_origin = origin  # keeps the origin alive with the array
+    return array
+
+
+def _read_sparse_rows(source: Any, positions: np.ndarray) -> Any:
+    cls = result_class(source.fmt)
+    uniq, inverse = np.unique(positions, return_inverse=True)
+    triple = read_major_rows(source, uniq)
+    shape = (len(uniq), source.n_minor) if source.fmt == "csr" else (source.n_minor, len(uniq))
+    block = cls(triple, shape=shape)
+    if len(uniq) == len(positions) and np.array_equal(uniq, positions):
+        return block
+    return block[inverse] if source.fmt == "csr" else block[:, inverse]
+
+
+def _read_dense_rows(source: Any, positions: np.ndarray) -> np.ndarray:
+    return source.take(positions)
+
+
+def _positions(idx: Any, n: int) -> np.ndarray | None:
+    arr = np.asarray(idx)
+    if arr.dtype == bool:
+        return np.flatnonzero(arr) if arr.shape == (n,) else None
+    if arr.dtype.kind in "iu" and arr.ndim == 1:
+        return np.where(arr < 0, arr + n, arr).astype(np.int64)
+    return None
+
+
+def take_rows(x: Any, idx: Any, axis: int) -> Any:
+    """The subset of lazy array ``x`` along its major axis, reading only those rows;
+    ``NotImplemented`` for anything this module did not create or other axes."""
+    origin = _ORIGINS.get(getattr(x, "name", None)) if type(x).__module__.startswith("dask") else None
+    if origin is None:
+        return NotImplemented
+    major = 1 if origin.kind == "sparse" and origin.source.fmt == "csc" else 0
+    if axis != major:
+        return NotImplemented
+    positions = _positions(idx, x.shape[axis])
+    if positions is None:
+        return NotImplemented
+    rows = positions if origin.rows is None else origin.rows[positions]
+    step = max(1, x.chunks[axis][0] if x.chunks[axis] else 1)
+    blocks = [rows[i : i + step] for i in range(0, len(rows), step)] or [rows]
+    name = f"annio-take-{uuid.uuid4().hex}"
+    read = _read_sparse_rows if origin.kind == "sparse" else _read_dense_rows
+    dsk = {}
+    for i, block in enumerate(blocks):
+        key = (name, *([0] * axis), i, *([0] * (x.ndim - axis - 1)))
+        dsk[key] = (read, origin.source, block)
+    sizes = tuple(len(b) for b in blocks)
+    chunks = tuple(sizes if d == axis else (x.shape[d],) for d in range(x.ndim))
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    out = da.Array(graph, name, chunks=chunks, meta=x._meta, dtype=x.dtype)
+    return remember(out, origin.kind, origin.source, rows)
+
+
+register_array_subsetter(take_rows)

@@ -1,0 +1,77 @@
+"""String and record dtypes per backend (part of the storage adapter).
+
+HDF5 stores variable-length UTF-8 strings and records with vlen string fields; zarr v3
+stores strings as ``VariableLengthUTF8`` and string fields of records as fixed-length
+unicode (like anndata). The conversions live here so that :mod:`annio.io._storage.adapter` stays a
+readable interface.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+import zarr
+
+__all__ = ["zdtype", "decode_object_array", "nominal_itemsize", "as_str_objects", "h5_record_dtype", "zarr_record_dtype"]
+
+
+def zdtype(arr: zarr.Array) -> Any:
+    """The zarr data type object of ``arr`` (v3 ``data_type`` or v2 ``dtype``)."""
+    meta = arr.metadata
+    return getattr(meta, "data_type", None) or getattr(meta, "dtype", None)
+
+
+def decode_object_array(arr: np.ndarray) -> np.ndarray:
+    """An object array of ``str`` from bytes/str values (``0``, h5's empty vlen, → ``""``)."""
+    out = np.empty(arr.shape, dtype=object)
+    flat = out.reshape(-1)
+    for i, v in enumerate(arr.reshape(-1).tolist()):
+        flat[i] = v.decode("utf-8") if isinstance(v, bytes) else ("" if v == 0 else str(v))
+    return out
+
+
+def nominal_itemsize(dtype: np.dtype) -> int:
+    """Bytes per element for chunk-size arithmetic (strings count as 16)."""
+    return 16 if dtype.kind in "UOT" else max(1, dtype.itemsize)
+
+
+def as_str_objects(data: np.ndarray, path: str = "") -> np.ndarray:
+    """An object array of ``str``; refuses missing values instead of storing "None"/"nan"."""
+    if data.dtype.kind != "O":
+        return data.astype(object)
+    # pandas' C-level type inference checks every element without a Python loop; the
+    # per-element scan below runs only to name the offending value
+    if data.size and pd.api.types.infer_dtype(data.reshape(-1), skipna=False) != "string":
+        is_str = np.asarray(np.frompyfunc(lambda v: isinstance(v, str), 1, 1)(data), dtype=bool)
+        if not is_str.all():
+            bad = data.reshape(-1)[~is_str.reshape(-1)][0]
+            raise TypeError(
+                f"{path}: string array holds a non-string value {bad!r}; "
+                "store missing strings as a pandas 'string' or categorical column instead"
+            )
+    return data
+
+
+def h5_record_dtype(dtype: np.dtype) -> np.dtype:
+    """The HDF5 dtype of a record array: string fields become vlen UTF-8."""
+    fields = []
+    for name in dtype.names:
+        field = dtype.fields[name][0]
+        fields.append((name, h5py.string_dtype("utf-8") if field.kind in "UO" else field))
+    return np.dtype(fields)
+
+
+def zarr_record_dtype(dtype: np.dtype, data: np.ndarray | None) -> tuple[np.dtype, np.ndarray | None]:
+    """zarr stores string fields of records as fixed-length unicode (like anndata)."""
+    fields = []
+    for name in dtype.names:
+        field = dtype.fields[name][0]
+        if field.kind == "O":
+            longest = max((len(str(v)) for v in data[name]), default=1) if data is not None else 1
+            field = np.dtype(f"<U{max(longest, 1)}")
+        fields.append((name, field))
+    new = np.dtype(fields)
+    return new, (data.astype(new) if data is not None else None)
