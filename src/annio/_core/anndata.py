@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from annio._core.aligned import check_X, coerce_array, new_mapping, non_2d_message
-from annio._core.index import compose_index, dense, get_vector, normalize_indices, subset_2d, subset_axis
-from annio._core.names import NamesMixin, is_lazy_frame, make_dim_frame
+from annio._core.index import compose_index, normalize_indices, subset_2d, subset_axis
+from annio._core.conversion import MAPPINGS as _MAPPINGS
+from annio._core.conversion import ConversionMixin
+from annio._core.names import NamesMixin, make_dim_frame
 from annio._core.raw import Raw
 from annio._core.services import service
 from annio._core.views import (
@@ -26,9 +28,7 @@ from annio._core.views import (
     ElementRef,
     actualize_view,
     as_view,
-    copy_element,
     drop_unused_categories,
-    materialize_many,
     to_actual,
 )
 from annio.settings import settings
@@ -36,10 +36,6 @@ from annio.settings import settings
 __all__ = ["AnnData"]
 
 
-def _shallow(frame: Any) -> Any:
-    return frame if is_lazy_frame(frame) else frame.copy(deep=False)
-
-_MAPPINGS = ("obsm", "varm", "obsp", "varp", "layers")
 _STATE = ("_is_view", "_adata_ref", "_oidx", "_vidx", "_X", "_obs", "_var", "_uns", "_raw", "_file") + tuple(
     f"_{m}" for m in _MAPPINGS
 )
@@ -81,7 +77,7 @@ def _mapping_property(attr: str, doc: str) -> property:
     )
 
 
-class AnnData(NamesMixin):
+class AnnData(ConversionMixin, NamesMixin):
     """An annotated data matrix: ``X`` (n_obs × n_vars) with ``obs``/``var`` tables and more.
 
     Parameters
@@ -417,7 +413,7 @@ class AnnData(NamesMixin):
 
     raw = raw.deleter(lambda self: setattr(self, "raw", None))
 
-    # -- subsetting, copying, transposing ----------------------------------------------
+    # -- subsetting (copies and conversions: annio._core.conversion) ------------------
     def __getitem__(self, index: Any) -> AnnData:
         """A view of the selected observations and variables (see ``annio._core.index``)."""
         oidx, vidx = normalize_indices(index, self.obs_names, self.var_names)
@@ -429,119 +425,6 @@ class AnnData(NamesMixin):
         view = type(self).__new__(type(self))
         view._init_as_view(ref, oidx, vidx)
         return view
-
-    def copy(self, filename: Any = None) -> AnnData:
-        """A full (deep) copy; views become actual objects.
-
-        Parameters
-        ----------
-        filename
-            For backed objects: the path of the new backing file.
-        """
-        if self.isbacked:
-            return service("copy_backed")(self, filename)
-        return self._copy_in_memory()
-
-    def _copy_in_memory(self) -> AnnData:
-        raw = self.raw
-        return type(self)._from_parts(
-            X=copy_element(self.X),  # reads backed X (h5py/zarr datasets, ``to_memory()`` objects)
-            obs=copy_element(self._obs),
-            var=copy_element(self._var),
-            uns=copy_element(self._uns),
-            raw=None if raw is None else raw.copy(),
-            **{attr: getattr(self, attr).copy() for attr in _MAPPINGS},
-        )
-
-    def to_memory(self, copy: bool = False) -> AnnData:
-        """An in-memory AnnData: backed elements are read, views are materialised.
-
-        Parameters
-        ----------
-        copy
-            Also copy in-memory elements (otherwise they are shared with ``self``).
-        """
-        if copy or self.is_view or self.isbacked:
-            result = self._copy_in_memory()
-        else:
-            result = type(self)._from_parts(
-                X=self._X, obs=_shallow(self._obs), var=_shallow(self._var), uns=dict(self._uns),
-                raw=self._raw, **{attr: getattr(self, f"_{attr}").as_dict() for attr in _MAPPINGS},
-            )
-        result._materialize()
-        return result
-
-    def _materialize(self) -> None:
-        """Load every lazy element (dask arrays, lazy frames) of this object in place; all
-        dask arrays are computed together."""
-        mappings = [getattr(self, f"_{attr}") for attr in _MAPPINGS]
-        raw = self._raw
-        X, obs, var, uns, *rest = materialize_many(
-            [self._X, self._obs, self._var, self._uns, *(dict(m._data) for m in mappings),
-             *((raw.X, raw.var, dict(raw.varm.items())) if raw is not None else ())]
-        )
-        self._X, self._obs, self._var, self._uns = X, obs, var, uns
-        for mapping, data in zip(mappings, rest[: len(mappings)], strict=True):
-            mapping._data = data
-        if raw is not None:
-            raw_X, raw_var, raw_varm = rest[len(mappings):]
-            self._raw = Raw._from_parts(self, raw_X, raw_var, raw_varm, None)
-
-    def transpose(self) -> AnnData:
-        """The transposed object: obs↔var, obsm↔varm, obsp↔varp, X and layers transposed.
-
-        Data is shared with ``self``; ``raw`` is dropped.
-        """
-        if self.is_view:
-            raise ValueError(
-                "You’re trying to transpose a view of an `AnnData`, which is currently not implemented. "
-                "Call `.copy()` before transposing."
-            )
-        X = self.X
-        if X is not None and type(X).__module__.startswith(("h5py", "zarr")):
-            X = X[...]
-        return type(self)._from_parts(
-            X=None if X is None else X.T,
-            obs=self._var.copy(deep=False),
-            var=self._obs.copy(deep=False),
-            uns=dict(self._uns),
-            obsm=self._varm.as_dict(),
-            varm=self._obsm.as_dict(),
-            obsp=self._varp.as_dict(),
-            varp=self._obsp.as_dict(),
-            layers={k: v.T for k, v in self._layers._data.items()},
-        )
-
-    T = property(transpose, doc="Transpose (see :meth:`transpose`).")
-
-    # -- conversions ------------------------------------------------------------------
-    def to_df(self, layer: str | None = None) -> pd.DataFrame:
-        """X (or a layer) as a dense DataFrame indexed by obs_names with var_names as columns."""
-        X = self.X if layer is None else self.layers[layer]
-        if X is None:
-            raise ValueError("X is None, cannot convert to dataframe.")
-        return pd.DataFrame(dense(X), index=self.obs_names, columns=self.var_names)
-
-    def obs_vector(self, k: str, *, layer: str | None = None) -> np.ndarray:
-        """Values across observations of obs column ``k`` or variable ``k`` (from X or ``layer``)."""
-        return get_vector(self, k, "obs", layer)
-
-    def var_vector(self, k: str, *, layer: str | None = None) -> np.ndarray:
-        """Values across variables of var column ``k`` or observation ``k`` (from X or ``layer``)."""
-        return get_vector(self, k, "var", layer)
-
-    # -- writing (a service of annio.io) and dunder methods --------------------------
-    def write_h5ad(self, filename: Any = None, **kwargs: Any) -> None:
-        """Write to an ``.h5ad`` file (see ``annio.write_h5ad``)."""
-        if filename is None:
-            filename = self.filename
-        service("write_h5ad")(filename, self, **kwargs)
-
-    write = write_h5ad
-
-    def write_zarr(self, store: Any, **kwargs: Any) -> None:
-        """Write to a zarr store (see ``annio.write_zarr``)."""
-        service("write_zarr")(store, self, **kwargs)
 
     def __eq__(self, other: object) -> bool:
         raise NotImplementedError(
