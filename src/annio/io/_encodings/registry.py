@@ -11,6 +11,7 @@ without encoding attributes go to the legacy reader (``IOSpec("", "")``).
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from annio.errors import IORegistryError, UnknownEncodingError, UnsafeElementNameWarning
+from annio.errors import FormatError, IORegistryError, UnknownEncodingError, UnsafeElementNameWarning
 from annio.io._storage.adapter import StorageGroup, StorageNode, wrap
 
 __all__ = [
@@ -227,26 +228,67 @@ ReadCallback = Callable[..., Any]
 WriteCallback = Callable[..., None]
 
 
+# What h5py, zarr, numpy and encodings raise on damaged input; a Reader turns them into a
+# FormatError naming the element being read (the deepest one: inner Readers translate first).
+_DAMAGE_ERRORS = (OSError, RuntimeError, ZeroDivisionError, KeyError, IndexError, json.JSONDecodeError, UnicodeDecodeError)
+
+
 class Reader:
-    """Reads elements recursively, optionally through a user callback or lazily."""
+    """Reads elements recursively, optionally through a user callback or lazily.
+
+    Every error a damaged element provokes comes out as a :class:`~annio.errors.FormatError`
+    naming that element. Groups being read are tracked by identity, so HDF5 links forming a
+    cycle are reported instead of recursing forever.
+    """
 
     def __init__(self, registry: Registry = REGISTRY, callback: ReadCallback | None = None, *, lazy: bool = False, lazy_kwargs: Mapping[str, Any] = EMPTY) -> None:
         self.registry = registry
         self.callback = callback
         self.lazy = lazy
         self.lazy_kwargs = dict(lazy_kwargs)
+        self._open_groups: dict[Any, str] = {}
 
     def read_elem(self, elem: Any) -> Any:
         node = wrap(elem)
-        spec = get_spec(node)
-        encoding = self.registry.reader_for(node, spec)
+        try:
+            spec = get_spec(node)
+            encoding = self.registry.reader_for(node, spec)
+        except FormatError:
+            raise
+        except (*_DAMAGE_ERRORS, ValueError, TypeError) as err:
+            raise FormatError(node.path, f"could not read the element's metadata: {err}") from err
+        entered = self.enter_group(node)
         try:
             if self.callback is not None:
                 return self.callback(lambda e: self._read_with(encoding, wrap(e)), node.path, node.raw, iospec=spec)
             return self._read_with(encoding, node)
+        except FormatError as err:
+            _note(err, f"Error raised while reading element {node.path!r}")
+            raise
+        except RecursionError:
+            raise FormatError(node.path, "elements are nested too deeply to read") from None
+        except _DAMAGE_ERRORS as err:
+            raise FormatError(node.path, f"could not read element: {type(err).__name__}: {err}") from err
         except Exception as err:
             _note(err, f"Error raised while reading element {node.path!r}")
             raise
+        finally:
+            if entered:
+                self.leave_group(node)
+
+    def enter_group(self, node: StorageNode) -> bool:
+        """Record that ``node`` is being read; a group already being read (an HDF5 link
+        back to an ancestor) is a FormatError. Returns whether it was recorded."""
+        ident = node.identity if node.is_group else None
+        if ident is None:
+            return False
+        if ident in self._open_groups:
+            raise FormatError(node.path, f"HDF5 links form a cycle: this group is its own ancestor {self._open_groups[ident]!r}")
+        self._open_groups[ident] = node.path
+        return True
+
+    def leave_group(self, node: StorageNode) -> None:
+        self._open_groups.pop(node.identity, None)
 
     def _read_with(self, encoding: Encoding, node: StorageNode) -> Any:
         if self.lazy:

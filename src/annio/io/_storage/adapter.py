@@ -15,6 +15,7 @@ normalisation), :mod:`~annio.io._storage.dtypes` (string and record dtypes),
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -45,6 +46,11 @@ _H5_COMPRESSION_KEYS = {"compression", "compression_opts", "chunks", "shuffle", 
 _ZARR_COMPRESSION_KEYS = {"compressor", "compressors", "filters", "chunks", "shards", "serializer"}
 _ANNIO_KEYS = {"dtype", "indptr_dtype"}  # consumed by encodings, never by a backend
 
+# Errors h5py and zarr raise for damaged files: unreadable bytes (OSError, RuntimeError),
+# metadata that is not JSON (ValueError subclasses) or that is nonsensical (zero chunk sizes
+# end in ZeroDivisionError deep inside zarr). Translated to FormatError at this layer.
+_BACKEND_ERRORS = (OSError, RuntimeError, ValueError, ZeroDivisionError, TypeError, IndexError)
+
 # read_ranges: read one covering slice when the wanted values fill this share of their span
 _COVER_FRACTION = 0.5
 # read_ranges, HDF5 without gzip: merge ranges separated by fewer bytes than this (HDF5
@@ -66,8 +72,43 @@ def wrap(obj: Any) -> StorageGroup | StorageArray:
     if isinstance(obj, h5py.Group | zarr.Group):
         return StorageGroup(obj)
     if isinstance(obj, h5py.Dataset | zarr.Array):
-        return StorageArray(obj)
+        node = StorageArray(obj)
+        if node.backend == "zarr":
+            node.check_grid()
+        return node
     raise TypeError(f"expected an h5py or zarr group/array, got {type(obj).__name__}")
+
+
+# ----------------------------------------------------------------------------- sizes
+def declared_nbytes(shape: tuple[int, ...], dtype: Any) -> int:
+    """Bytes of an array of ``shape`` (Python ints: no overflow for hostile shapes)."""
+    n = 1
+    for d in shape:
+        n *= max(0, int(d))
+    return n * max(1, np.dtype(dtype).itemsize)
+
+
+def memory_limit() -> int:
+    """The largest single read annio allocates: the machine's physical memory."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 40
+
+
+def _h5_file_size(dataset: h5py.Dataset) -> int | None:
+    try:
+        return int(dataset.file.id.get_filesize())
+    except (OSError, RuntimeError, ValueError):  # pragma: no cover - driver without a size
+        return None
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -102,6 +143,12 @@ class StorageNode:
     @property
     def is_group(self) -> bool:
         return isinstance(self, StorageGroup)
+
+    @property
+    def identity(self) -> Any:
+        """A hashable identity of the stored object, equal for every link to it (HDF5 hard
+        links can make a group its own descendant); None for zarr, which has no links."""
+        return self.raw.id if self.backend == "hdf5" else None
 
     def resolve_reference(self, ref: Any) -> StorageGroup | StorageArray:
         """The node an attribute points at: an HDF5 object reference, resolved in this
@@ -180,12 +227,74 @@ class StorageArray(StorageNode):
     def __len__(self) -> int:
         return self.shape[0] if self.shape else 0
 
+    def check_grid(self) -> None:
+        """Refuse chunk or shard sizes below 1 (zarr would divide by zero on them)."""
+        for what, sizes in (("chunk", self.chunks), ("shard", self.shards)):
+            if sizes is not None and any(int(c) < 1 for c in sizes):
+                raise FormatError(self.path, f"{what} shape {tuple(sizes)} has sizes below 1 (array shape {self.shape})")
+
+    def check_size(self, nbytes: int | None = None) -> None:
+        """Refuse a read of ``nbytes`` (default: the whole array) that cannot be real.
+
+        Nothing is allocated for a read beyond what this machine could hold: a damaged or
+        hostile file can declare a shape of petabytes over a few bytes of data. Refused
+        too: an HDF5 contiguous dataset declaring more bytes than its whole file has.
+        """
+        if nbytes is None:
+            nbytes = declared_nbytes(self.shape, self.raw.dtype)
+        if nbytes:
+            self.check_stored()
+        limit = memory_limit()
+        if nbytes > limit:
+            raise FormatError(
+                self.path,
+                f"reading it needs {_fmt_bytes(nbytes)} (shape {self.shape}, dtype {self.raw.dtype}), more "
+                f"than this machine's memory ({_fmt_bytes(limit)}): the declared shape is damaged, or the "
+                "element must be read lazily (annio.experimental.read_lazy)",
+            )
+
+    def check_stored(self) -> None:
+        """Refuse an HDF5 contiguous dataset that declares more bytes than its whole file
+        has (nothing else can be told without reading: chunks may be compressed or absent)."""
+        if self.backend != "hdf5" or self.raw.chunks is not None or self.raw.shape is None:
+            return
+        declared = declared_nbytes(self.shape, self.raw.dtype)
+        size = _h5_file_size(self.raw)
+        if size is not None and declared > size:
+            raise FormatError(
+                self.path,
+                f"declares shape {self.shape} ({_fmt_bytes(declared)}), more than the whole file "
+                f"holds ({_fmt_bytes(size)}): the file is damaged",
+            )
+
+    def _selection_nbytes(self, selection: Any) -> int | None:
+        """Bytes a basic selection reads (None when it cannot be told cheaply)."""
+        shape = self.shape
+        if selection is Ellipsis:
+            return declared_nbytes(shape, self.raw.dtype)
+        sel = selection if isinstance(selection, tuple) else (selection,)
+        if any(s is Ellipsis for s in sel) or len(sel) > len(shape):
+            return None
+        dims = []
+        for s, n in zip(sel, shape, strict=False):
+            if isinstance(s, slice):
+                dims.append(len(range(*s.indices(n))))
+            elif isinstance(s, int | np.integer):
+                continue
+            else:
+                return None
+        dims.extend(shape[len(sel):])
+        return declared_nbytes(tuple(dims), self.raw.dtype)
+
     def read(self, selection: Any = ...) -> np.ndarray:
         """Read ``selection`` (anything h5py/zarr basic indexing accepts) into memory.
 
         Strings come back as ``object`` arrays of ``str`` from every backend; fixed-length
         byte strings are decoded as UTF-8.
         """
+        nbytes = self._selection_nbytes(selection)
+        if nbytes is not None:
+            self.check_size(nbytes)
         try:
             if self.is_string:
                 return self._read_strings(selection)
@@ -199,7 +308,7 @@ class StorageArray(StorageNode):
             if selection is Ellipsis and self.backend == "zarr" and zarr_shards.can_read_direct(self.raw):
                 return zarr_shards.read_all(self.raw)
             return np.asarray(self.raw[selection])
-        except (OSError, RuntimeError, ValueError) as err:
+        except _BACKEND_ERRORS as err:
             if isinstance(err, FormatError):
                 raise
             raise FormatError(self.path, f"could not read data: {err}") from err
@@ -252,7 +361,7 @@ class StorageArray(StorageNode):
             if self.backend == "hdf5":
                 return self._read_merged(starts, stops, max(1, _H5_MERGE_GAP_BYTES // max(1, dtype.itemsize)))
             return np.asarray(self.raw.oindex[gather_index(starts, lengths)])
-        except (OSError, RuntimeError, ValueError) as err:
+        except _BACKEND_ERRORS as err:
             if isinstance(err, FormatError):
                 raise
             raise FormatError(self.path, f"could not read data: {err}") from err
@@ -292,26 +401,53 @@ class StorageGroup(StorageNode):
     """A group in an h5py file or a zarr store."""
 
     def keys(self) -> list[str]:
-        return list(self.raw.keys())
+        try:
+            return list(self.raw.keys())
+        except _BACKEND_ERRORS as err:
+            for name in self._stored_member_names():
+                self[name]  # raises a FormatError naming the damaged member
+            raise FormatError(self.path, f"could not list the group's members: {err}") from err
+
+    def _stored_member_names(self) -> list[str]:
+        """Names of a zarr group's members from a plain listing of the store (no metadata
+        parsed), used to find the member whose metadata is damaged."""
+        if self.backend != "zarr":
+            return []
+        from zarr.core.sync import sync
+
+        async def listing() -> list[str]:
+            prefix = self.raw.path.strip("/")
+            return [name async for name in self.raw.store.list_dir(prefix)]
+
+        try:
+            names = sync(listing())
+        except Exception:  # noqa: BLE001 - a best effort; the caller raises anyway
+            return []
+        return sorted(n.rstrip("/") for n in names if not n.startswith(".") and n not in ("zarr.json",))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
     def __len__(self) -> int:
-        return len(self.raw)
+        return len(self.keys())
 
     def __contains__(self, key: object) -> bool:
         try:
             return key in self.raw
-        except (KeyError, ValueError):
+        except KeyError:
             return False
+        except _BACKEND_ERRORS as err:  # e.g. a member whose metadata is not JSON
+            raise FormatError(self._child_path(str(key)), f"could not open element: {err}") from err
 
     def __getitem__(self, key: str) -> StorageGroup | StorageArray:
         try:
             child = self.raw[key]
-        except KeyError:
+        except KeyError as err:
+            if self.backend == "hdf5" and "doesn't exist" not in str(err) and "not found" not in str(err).lower():
+                # h5py raises KeyError for damaged object headers too
+                raise FormatError(self._child_path(key), f"could not open element: {err.args[0] if err.args else err}") from err
             raise FormatError(self._child_path(key), "element is missing") from None
-        except (OSError, RuntimeError) as err:
+        except _BACKEND_ERRORS as err:
             raise FormatError(self._child_path(key), f"could not open element: {err}") from err
         return wrap(child)
 
