@@ -12,6 +12,7 @@ without encoding attributes go to the legacy reader (``IOSpec("", "")``).
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -310,8 +311,27 @@ class Writer:
     def __init__(self, registry: Registry = REGISTRY, callback: WriteCallback | None = None) -> None:
         self.registry = registry
         self.callback = callback
+        self._depth = 0
 
     def write_elem(self, parent: Any, key: str, value: Any, *, dataset_kwargs: Mapping[str, Any] = EMPTY) -> None:
+        if self._depth:
+            self._write_elem(parent, key, value, dataset_kwargs=dataset_kwargs)
+            return
+        # the outermost call: make room on the stack for a deeply nested value (each level
+        # of nesting costs a handful of frames: a tree of a few hundred levels is legitimate)
+        needed = _FRAMES_PER_LEVEL * _nesting_depth(value) + _frame_depth() + 200
+        old = sys.getrecursionlimit()
+        if needed > old:
+            sys.setrecursionlimit(min(needed, _MAX_RECURSION_LIMIT))
+        self._depth += 1
+        try:
+            self._write_elem(parent, key, value, dataset_kwargs=dataset_kwargs)
+        finally:
+            self._depth -= 1
+            if needed > old:
+                sys.setrecursionlimit(old)
+
+    def _write_elem(self, parent: Any, key: str, value: Any, *, dataset_kwargs: Mapping[str, Any] = EMPTY) -> None:
         group = wrap(parent)
         if not isinstance(group, StorageGroup):
             raise TypeError(f"can only write into a group, got {group!r}")
@@ -338,6 +358,33 @@ class Writer:
         missing = {k: v for k, v in encoding.spec.as_attrs().items() if k not in attrs}
         if missing:
             attrs.update(missing)
+
+
+_FRAMES_PER_LEVEL = 16
+_MAX_RECURSION_LIMIT = 50_000
+
+
+def _frame_depth() -> int:
+    frame, n = sys._getframe(), 0
+    while frame is not None:
+        frame, n = frame.f_back, n + 1
+    return n
+
+
+def _nesting_depth(value: Any) -> int:
+    """How deeply mappings nest in ``value`` (an AnnData counts its ``uns``), walked
+    without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        uns = getattr(item, "uns", None) if not isinstance(item, Mapping) else None
+        if isinstance(uns, Mapping):
+            item = uns
+        if isinstance(item, Mapping):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, Mapping) or hasattr(v, "uns"))
+    return deepest
 
 
 def _check_key(group: StorageGroup, key: str) -> str:
