@@ -17,6 +17,7 @@ import h5py
 import zarr
 
 from annio.errors import FormatError
+from annio.io._encodings import legacy
 from annio.io._encodings.registry import REGISTRY, Reader, get_spec
 from annio.io._storage.adapter import StorageArray, StorageGroup, wrap
 from annio.settings import settings
@@ -169,6 +170,13 @@ def read_lazy(store: Any, *, load_annotation_index: bool = True, storage_options
                         parts["raw"] = raw
                 else:
                     parts[key] = reader.read_elem(node)
+            # files of every era open the same way eager reads open them
+            if any(k in root for k in ("raw.X", "raw.var", "raw.varm")):  # < 0.7 raw
+                if "raw" in parts:
+                    raise FormatError(root.path, "the file has both legacy (raw.X) and current (raw/) raw formats")
+                parts["raw"] = legacy.read_legacy_raw(root, reader)
+            obs_was_dataset = "obs" in parts and isinstance(root["obs"], StorageArray)
+            legacy.apply_legacy_fixups(parts, obs_was_dataset=obs_was_dataset)
             adata = build_anndata(root.path, parts)
     except BaseException:
         if file is not None:

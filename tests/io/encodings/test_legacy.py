@@ -171,3 +171,26 @@ def test_dangling_categories_path_is_format_error(tmp_path):
         warnings.simplefilter("ignore", OldFormatWarning)
         with pytest.raises(FormatError, match="/obs/__categories/missing"):
             read_elem(zarr.open_group(path, mode="r")["obs"])
+
+
+@pytest.mark.parametrize(("version", "kind"), ARCHIVES, ids=[f"{v}-{k}" for v, k in ARCHIVES])
+def test_lazy_backed_and_eager_reads_agree(archives, version, kind):
+    """Every archive reads to the same object eagerly, lazily and (h5ad) backed."""
+    from annio.experimental import read_lazy
+    from annio.testing import assert_equal
+
+    path = _archive(archives, version, kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eager = read_h5ad(path) if kind == "h5ad" else read_zarr(path)
+        lazy = read_lazy(path)
+        try:
+            assert_equal(lazy.to_memory(), eager)
+        finally:
+            lazy.file.close()
+        if kind == "h5ad":
+            backed = read_h5ad(path, backed="r")
+            try:
+                assert_equal(backed.to_memory(), eager)
+            finally:
+                backed.file.close()
