@@ -18,6 +18,7 @@ import zarr
 
 from annio.errors import FormatError
 from annio.io._encodings import legacy
+from annio.io._root import refuse_container
 from annio.io._encodings.registry import REGISTRY, Reader, get_spec
 from annio.io._storage.adapter import StorageArray, StorageGroup, wrap
 from annio.settings import settings
@@ -153,6 +154,7 @@ def read_lazy(store: Any, *, load_annotation_index: bool = True, storage_options
         root = wrap(group)
         if not isinstance(root, StorageGroup):
             raise FormatError(root.path, "expected an AnnData group, found an array")
+        refuse_container(root)
         use_range = not load_annotation_index
         reader = Reader(lazy=True)
         parts: dict[str, Any] = {}

@@ -198,6 +198,14 @@ def _check_mode(filemode: Any) -> Literal["r", "r+"]:
 def _as_path(filename: Any) -> Path:
     if isinstance(filename, h5py.File):
         return Path(filename.filename)
+    if isinstance(filename, h5py.Group) or type(filename).__module__.startswith("zarr"):
+        raise TypeError(
+            f"backed mode keeps a whole .h5ad file open and supports only a file path (or an open "
+            f"h5py.File) whose root is the AnnData; got {type(filename).__name__} "
+            f"{getattr(filename, 'name', None) or getattr(filename, 'path', '')!r}. For an AnnData "
+            "stored in a group of a file (e.g. f['mod/rna'] of a MuData file) use "
+            "annio.experimental.read_lazy(group) (elements stay on disk) or annio.read_h5ad(group) (in memory)"
+        )
     if isinstance(filename, bytes):
         filename = filename.decode()
     if not isinstance(filename, str | os.PathLike):

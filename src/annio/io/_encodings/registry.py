@@ -435,6 +435,8 @@ def write_elem(store: Any, k: str, elem: Any, *, dataset_kwargs: Mapping[str, An
         metadata reopens it without, writes, and consolidates again.
     k
         Name of the element; ``"/"`` writes into the root and replaces its whole content.
+        A path such as ``"mod/rna"`` writes below ``store``, creating the intermediate
+        groups (as MuData files hold one AnnData per modality).
     elem
         The value: anything annio can write (arrays, sparse matrices, DataFrames, dicts,
         scalars, AnnData, ...).
@@ -447,7 +449,21 @@ def write_elem(store: Any, k: str, elem: Any, *, dataset_kwargs: Mapping[str, An
     with writable_group(store) as group:
         if k in ("", "/") and group.path == "/":
             group.clear()
+        group, k = _intermediate_groups(group, k)
         Writer().write_elem(group, k, elem, dataset_kwargs=dataset_kwargs)
+
+
+def _intermediate_groups(group: StorageGroup, key: str) -> tuple[StorageGroup, str]:
+    """For a path key (``"mod/rna"``): the parent group (created as needed) and the last
+    name. Names inside written mappings are checked separately (see ``_check_key``)."""
+    parts = [p for p in key.strip("/").split("/") if p]
+    if len(parts) <= 1:
+        return group, key
+    if any(p in (".", "..") for p in parts):
+        raise ValueError(f"{group.path}: element path {key!r} may not contain '.' or '..'")
+    for name in parts[:-1]:
+        group = group.require_group(name)
+    return group, parts[-1]
 
 
 def read_dispatched(elem: Any, callback: ReadCallback) -> Any:
@@ -465,5 +481,6 @@ def write_dispatched(store: Any, key: str, elem: Any, callback: WriteCallback, *
     with writable_group(store) as group:
         if key in ("", "/") and group.path == "/":
             group.clear()
+        group, key = _intermediate_groups(group, key)
         Writer(callback=callback).write_elem(group, key, elem, dataset_kwargs=dataset_kwargs)
 

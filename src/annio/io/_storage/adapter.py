@@ -472,6 +472,15 @@ class StorageGroup(StorageNode):
             del self.raw.attrs[key]
 
     # -- creation -------------------------------------------------------------------------
+    def require_group(self, key: str) -> StorageGroup:
+        """The child group ``key``, created (without attributes) when absent."""
+        if key in self:
+            child = self[key]
+            if not isinstance(child, StorageGroup):
+                raise ValueError(f"{child.path}: is an array, cannot hold child elements")
+            return child
+        return StorageGroup(self.raw.create_group(key))
+
     def create_group(self, key: str, *, attrs: Mapping[str, Any] | None = None, many_attributes: bool = False) -> StorageGroup:
         """Create (replacing any existing) child group ``key`` with attributes ``attrs``.
 
