@@ -240,6 +240,9 @@ def _build() -> dict[str, Workload]:
         for fmt_name in MANY_FORMATS:
             items += [write_workload(stem, fmt_name, False), read_workload(stem, fmt_name, False)]
     items += [convert_workload(), concat_memory_workload(), concat_disk_workload()]
+    from .realfiles import workloads as real_and_startup
+
+    items += real_and_startup()
     return {w.name: w for w in items}
 
 
