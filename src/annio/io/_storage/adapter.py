@@ -15,7 +15,6 @@ normalisation), :mod:`~annio.io._storage.dtypes` (string and record dtypes),
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -25,15 +24,11 @@ import zarr
 from zarr.dtype import VariableLengthUTF8
 
 from annio.errors import FormatError
-from annio.io._storage import h5_chunks, h5_small, layout, zarr_shards
+from annio.io._storage import create, guards, h5_chunks, h5_small, zarr_shards
 from annio.io._storage.ranges import gather_index
 from annio.io._storage.attrs import Attributes, attr_to_json, dumps_json
 from annio.io._storage.dtypes import (
-    as_str_objects,
     decode_object_array,
-    h5_record_dtype,
-    nominal_itemsize,
-    zarr_record_dtype,
     zdtype,
 )
 
@@ -42,8 +37,6 @@ __all__ = ["StorageNode", "StorageGroup", "StorageArray", "Attributes", "wrap", 
 Backend = Literal["hdf5", "zarr"]
 
 # dataset_kwargs understood by each backend; anything else is passed through unchanged.
-_H5_COMPRESSION_KEYS = {"compression", "compression_opts", "chunks", "shuffle", "fletcher32", "scaleoffset"}
-_ZARR_COMPRESSION_KEYS = {"compressor", "compressors", "filters", "chunks", "shards", "serializer"}
 _ANNIO_KEYS = {"dtype", "indptr_dtype"}  # consumed by encodings, never by a backend
 
 # Errors h5py and zarr raise for damaged files: unreadable bytes (OSError, RuntimeError),
@@ -77,38 +70,6 @@ def wrap(obj: Any) -> StorageGroup | StorageArray:
             node.check_grid()
         return node
     raise TypeError(f"expected an h5py or zarr group/array, got {type(obj).__name__}")
-
-
-# ----------------------------------------------------------------------------- sizes
-def declared_nbytes(shape: tuple[int, ...], dtype: Any) -> int:
-    """Bytes of an array of ``shape`` (Python ints: no overflow for hostile shapes)."""
-    n = 1
-    for d in shape:
-        n *= max(0, int(d))
-    return n * max(1, np.dtype(dtype).itemsize)
-
-
-def memory_limit() -> int:
-    """The largest single read annio allocates: the machine's physical memory."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 1 << 40
-
-
-def _h5_file_size(dataset: h5py.Dataset) -> int | None:
-    try:
-        return int(dataset.file.id.get_filesize())
-    except (OSError, RuntimeError, ValueError):  # pragma: no cover - driver without a size
-        return None
-
-
-def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -228,63 +189,16 @@ class StorageArray(StorageNode):
         return self.shape[0] if self.shape else 0
 
     def check_grid(self) -> None:
-        """Refuse chunk or shard sizes below 1 (zarr would divide by zero on them)."""
-        for what, sizes in (("chunk", self.chunks), ("shard", self.shards)):
-            if sizes is not None and any(int(c) < 1 for c in sizes):
-                raise FormatError(self.path, f"{what} shape {tuple(sizes)} has sizes below 1 (array shape {self.shape})")
+        """Refuse chunk or shard sizes below 1 (see :mod:`~annio.io._storage.guards`)."""
+        guards.check_grid(self)
 
     def check_size(self, nbytes: int | None = None) -> None:
-        """Refuse a read of ``nbytes`` (default: the whole array) that cannot be real.
-
-        Nothing is allocated for a read beyond what this machine could hold: a damaged or
-        hostile file can declare a shape of petabytes over a few bytes of data. Refused
-        too: an HDF5 contiguous dataset declaring more bytes than its whole file has.
-        """
-        if nbytes is None:
-            nbytes = declared_nbytes(self.shape, self.raw.dtype)
-        if nbytes:
-            self.check_stored()
-        limit = memory_limit()
-        if nbytes > limit:
-            raise FormatError(
-                self.path,
-                f"reading it needs {_fmt_bytes(nbytes)} (shape {self.shape}, dtype {self.raw.dtype}), more "
-                f"than this machine's memory ({_fmt_bytes(limit)}): the declared shape is damaged, or the "
-                "element must be read lazily (annio.experimental.read_lazy)",
-            )
+        """Refuse a read of ``nbytes`` (default: all) that cannot be real (see guards)."""
+        guards.check_size(self, nbytes)
 
     def check_stored(self) -> None:
-        """Refuse an HDF5 contiguous dataset that declares more bytes than its whole file
-        has (nothing else can be told without reading: chunks may be compressed or absent)."""
-        if self.backend != "hdf5" or self.raw.chunks is not None or self.raw.shape is None:
-            return
-        declared = declared_nbytes(self.shape, self.raw.dtype)
-        size = _h5_file_size(self.raw)
-        if size is not None and declared > size:
-            raise FormatError(
-                self.path,
-                f"declares shape {self.shape} ({_fmt_bytes(declared)}), more than the whole file "
-                f"holds ({_fmt_bytes(size)}): the file is damaged",
-            )
-
-    def _selection_nbytes(self, selection: Any) -> int | None:
-        """Bytes a basic selection reads (None when it cannot be told cheaply)."""
-        shape = self.shape
-        if selection is Ellipsis:
-            return declared_nbytes(shape, self.raw.dtype)
-        sel = selection if isinstance(selection, tuple) else (selection,)
-        if any(s is Ellipsis for s in sel) or len(sel) > len(shape):
-            return None
-        dims = []
-        for s, n in zip(sel, shape, strict=False):
-            if isinstance(s, slice):
-                dims.append(len(range(*s.indices(n))))
-            elif isinstance(s, int | np.integer):
-                continue
-            else:
-                return None
-        dims.extend(shape[len(sel):])
-        return declared_nbytes(tuple(dims), self.raw.dtype)
+        """Refuse a declared size the file cannot hold (see guards)."""
+        guards.check_stored(self)
 
     def read(self, selection: Any = ...) -> np.ndarray:
         """Read ``selection`` (anything h5py/zarr basic indexing accepts) into memory.
@@ -292,7 +206,7 @@ class StorageArray(StorageNode):
         Strings come back as ``object`` arrays of ``str`` from every backend; fixed-length
         byte strings are decoded as UTF-8.
         """
-        nbytes = self._selection_nbytes(selection)
+        nbytes = guards.selection_nbytes(self, selection)
         if nbytes is not None:
             self.check_size(nbytes)
         try:
@@ -404,26 +318,9 @@ class StorageGroup(StorageNode):
         try:
             return list(self.raw.keys())
         except _BACKEND_ERRORS as err:
-            for name in self._stored_member_names():
+            for name in guards.stored_member_names(self):
                 self[name]  # raises a FormatError naming the damaged member
             raise FormatError(self.path, f"could not list the group's members: {err}") from err
-
-    def _stored_member_names(self) -> list[str]:
-        """Names of a zarr group's members from a plain listing of the store (no metadata
-        parsed), used to find the member whose metadata is damaged."""
-        if self.backend != "zarr":
-            return []
-        from zarr.core.sync import sync
-
-        async def listing() -> list[str]:
-            prefix = self.raw.path.strip("/")
-            return [name async for name in self.raw.store.list_dir(prefix)]
-
-        try:
-            names = sync(listing())
-        except Exception:  # noqa: BLE001 - a best effort; the caller raises anyway
-            return []
-        return sorted(n.rstrip("/") for n in names if not n.startswith(".") and n not in ("zarr.json",))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
@@ -563,81 +460,11 @@ class StorageGroup(StorageNode):
         kwargs = {k: v for k, v in dataset_kwargs.items() if k not in _ANNIO_KEYS}
         is_string = dtype.kind in "UOT"
         if self.backend == "hdf5":
-            node = StorageArray(self._create_h5(key, shape, dtype, data, kwargs, resizable, is_string))
+            node = StorageArray(create.create_h5(self.raw, self._child_path(key), key, shape, dtype, data, kwargs, resizable, is_string))
             if attrs and h5_small.all_strings(attrs):
                 h5_small.set_string_attrs(node.raw, attrs, fresh=True)
             elif attrs:
                 node.attrs.update(attrs)
             return node
         kwargs["attributes"] = attr_to_json(dict(attrs or {}))
-        return StorageArray(self._create_zarr(key, shape, dtype, data, kwargs, shardable, is_string))
-
-    def _create_h5(self, key, shape, dtype, data, kwargs, resizable, is_string) -> h5py.Dataset:
-        if shape == ():
-            kwargs = {k: v for k, v in kwargs.items() if k not in _H5_COMPRESSION_KEYS}
-        elif "chunks" in kwargs and kwargs["chunks"] not in (None, True) and len(kwargs["chunks"]) != len(shape):
-            kwargs.pop("chunks")  # a chunk shape meant for another rank of array
-        if is_string:
-            h5dtype = h5py.string_dtype("utf-8")
-            if data is not None:
-                data = as_str_objects(data, self._child_path(key))
-        elif dtype.kind == "V" and dtype.names:
-            h5dtype = h5_record_dtype(dtype)
-            if data is not None:
-                data = data.astype(h5dtype)
-        else:
-            h5dtype = dtype
-        if 0 in shape and not resizable:  # HDF5 cannot chunk an empty fixed-size dataset
-            kwargs = {k: v for k, v in kwargs.items() if k not in _H5_COMPRESSION_KEYS}
-        if resizable and len(shape) == 1:
-            kwargs.setdefault("maxshape", (None,))
-        wants_chunks = shape != () and ("maxshape" in kwargs or kwargs.get("compression") is not None)
-        if wants_chunks and kwargs.get("chunks") in (None, True):
-            kwargs["chunks"] = layout.h5_chunks(shape, nominal_itemsize(dtype))
-        if data is None:
-            return self.raw.create_dataset(key, shape=shape, dtype=h5dtype, **kwargs)
-        if not kwargs and (is_string or dtype.kind in "biufc"):  # plain dataset: low-level, ~3x faster
-            return h5_small.create_plain_dataset(self.raw, key, data, strings=is_string)
-        if kwargs.get("compression") == "gzip" and not is_string:
-            dataset = self.raw.create_dataset(key, shape=shape, dtype=h5dtype, **kwargs)
-            if h5_chunks.can_use_direct_chunks(dataset):
-                h5_chunks.write_chunks(dataset, data, level=kwargs.get("compression_opts") or 4)
-            else:
-                dataset[...] = data
-            return dataset
-        return self.raw.create_dataset(key, data=data, dtype=h5dtype, **kwargs)
-
-    def _create_zarr(self, key, shape, dtype, data, kwargs, shardable, is_string) -> zarr.Array:
-        if "compressor" in kwargs:
-            compressor = kwargs.pop("compressor")
-            kwargs.setdefault("compressors", compressor)
-        zarr_format = self.zarr_format
-        if shape == ():
-            kwargs = {k: v for k, v in kwargs.items() if k not in _ZARR_COMPRESSION_KEYS}
-            shardable = False
-        else:
-            if "chunks" in kwargs and kwargs["chunks"] is not None and len(kwargs["chunks"]) != len(shape):
-                kwargs.pop("chunks")
-            if "shards" in kwargs and kwargs["shards"] is not None and len(kwargs["shards"]) != len(shape):
-                kwargs.pop("shards")
-        if dtype.kind == "V" and dtype.names:
-            shardable = False  # zarr-python cannot shard structured dtypes (zarr-python #3546)
-            dtype, data = zarr_record_dtype(dtype, data)
-        if zarr_format == 2:
-            kwargs.pop("shards", None)
-        elif shape != () and "shards" not in kwargs and shardable:
-            from annio.settings import settings
-
-            if settings.auto_shard_zarr_v3:
-                chunks = kwargs.get("chunks") or layout.zarr_chunks(shape, nominal_itemsize(dtype))
-                kwargs["chunks"] = tuple(chunks)
-                kwargs["shards"] = layout.zarr_shards(shape, tuple(chunks), nominal_itemsize(dtype))
-        if shape != () and kwargs.get("chunks") is None:
-            kwargs["chunks"] = layout.zarr_chunks(shape, nominal_itemsize(dtype))
-        if data is not None and 0 not in shape:
-            # one call creates the array and writes its data (fewer metadata round trips)
-            if is_string:
-                data = as_str_objects(data, self._child_path(key)).astype(np.dtypes.StringDType())
-            return zarr_shards.create_with_data(self.raw, key, data, kwargs)
-        zdtype: Any = VariableLengthUTF8() if is_string else dtype
-        return self.raw.create_array(key, shape=shape, dtype=zdtype, **kwargs)
+        return StorageArray(create.create_zarr(self.raw, self.zarr_format, self._child_path(key), key, shape, dtype, data, kwargs, shardable, is_string))
