@@ -1,0 +1,53 @@
+"""Concatenation of lazy annotation frames (:class:`~annio._lazy.frame.Dataset2D`): a new
+lazy frame whose columns are :class:`~annio._lazy.concat_columns.ConcatenatedColumn`.
+Building it touches only metadata (dtypes), never column data, and never tokenizes dask
+graphs, so it is cheap for many parts and columns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from annio._lazy.concat_columns import ConcatenatedColumn, lazy_variable
+from annio._ops.concat_elements import combine_columns, frame_columns
+
+__all__ = ["concat_lazy_frames", "frame_to_memory"]
+
+_DIM = "_annio_concat_index"
+
+
+def frame_to_memory(frame: Any) -> pd.DataFrame:
+    """A pandas frame from a lazy or in-memory one."""
+    if getattr(frame, "_annio_lazy_frame", False):
+        return frame.to_memory()
+    return frame
+
+
+def _part_dtype(frame: Any, col: str) -> Any:
+    dtype = frame._column_dtype(col)
+    if isinstance(dtype, pd.StringDtype):
+        return np.dtypes.StringDType(na_object=pd.NA)
+    return dtype
+
+
+def concat_lazy_frames(frames: Sequence[Any], join: str, index: pd.Index) -> Any:
+    """Concatenate lazy frames along their rows (columns joined by ``join``)."""
+    from annio._lazy.frame import Dataset2D
+
+    for f in frames:
+        if not f.columns.is_unique:
+            raise pd.errors.InvalidIndexError("Cannot combine dataframes as some contained duplicated column names - causing ambiguity.")
+    names = frame_columns([list(f.columns) for f in frames], join)
+    lengths = [len(f) for f in frames]
+    variables = {}
+    for col in names:
+        parts = [f.ds[col].variable if col in f else None for f in frames]
+        dtypes = [_part_dtype(f, col) if col in f else None for f in frames]
+        column = ConcatenatedColumn(parts, lengths, dtypes, combine_columns, path=str(col))
+        variables[col] = lazy_variable(_DIM, column)
+    ds = xr.Dataset(variables, coords={_DIM: pd.Index(np.asarray(index, dtype=object), name=_DIM)})
+    return Dataset2D(ds, index=index, columns=names)
