@@ -135,6 +135,15 @@ class ConcatenatedColumn(LazyColumn):
         return self._resolved
 
     @property
+    def categories(self) -> pd.Index:
+        """The unified categories (categorical columns only)."""
+        return self.resolved_dtype().categories
+
+    @property
+    def ordered(self) -> bool:
+        return bool(getattr(self.dtype, "ordered", False))
+
+    @property
     def dtype(self) -> Any:
         if self._dtype is None:
             self._dtype = self.resolved_dtype()

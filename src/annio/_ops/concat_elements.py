@@ -52,6 +52,8 @@ class Reindexer:
             self.missing = bool((self.take < 0).any())
 
     def __call__(self, value: Any, axis: int, fill_value: Any = None) -> Any:
+        if getattr(value, "_annio_lazy_frame", False):
+            value = value.to_memory()
         if self.identity:
             return value
         if is_dask(value):
