@@ -176,6 +176,13 @@ class ConcatenatedColumn(LazyColumn):
         out = self.combine(pieces, lengths)
         if not (np.diff(order) == 1).all() if len(order) > 1 else False:
             out = out[np.argsort(order, kind="stable")]
+        dtype = self.dtype  # what the selected pieces alone give may differ from the whole column's
+        if isinstance(dtype, pd.CategoricalDtype):
+            out = pd.Categorical(out).set_categories(self.categories)
+        elif isinstance(dtype, np.dtype) and self.kind != "nullable-string-array" and getattr(out, "dtype", None) != dtype:
+            out = np.asarray(out).astype(dtype)
+        elif isinstance(dtype, pd.api.extensions.ExtensionDtype) and getattr(out, "dtype", None) != dtype:
+            out = pd.array(out, dtype=dtype)
         if self.kind == "nullable-string-array":
             out = np.asarray(out, dtype=object)
             out = np.where(pd.isna(out), pd.NA, out).astype(self.dtype)

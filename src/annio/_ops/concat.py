@@ -128,7 +128,7 @@ def concat(
         raise ValueError("No objects to concatenate.")
     if keys is None:
         keys = [str(i) for i in range(len(adatas))]
-    lazy = [_is_lazy_frame(a.obs) or _is_lazy_frame(a.var) or is_dask(a.X) for a in adatas]
+    lazy = [_is_lazy_frame(a.obs) or _is_lazy_frame(a.var) for a in adatas]
     if any(lazy) and not all(lazy):
         adatas = [a.to_memory() if lz else a for a, lz in zip(adatas, lazy, strict=True)]
     parts = _concat_parts(
@@ -136,7 +136,10 @@ def concat(
     )
     raw = None
     if all(a.raw is not None for a in adatas):
-        raw_inputs = [a.raw.to_adata() for a in adatas]
+        from annio._core import AnnData
+
+        # only what raw holds (X, var, varm), never the parents' obs (lazy inputs stay unread)
+        raw_inputs = [AnnData(X=a.raw.X, obs=pd.DataFrame(index=a.obs_names), var=a.raw.var, varm=dict(a.raw.varm.items())) for a in adatas]
         raw_parts = _concat_parts(raw_inputs, axis_n, join, merge_fn, None, None, keys, index_unique, fill_value, False)
         raw = raw_parts
     elif any(a.raw is not None for a in adatas):
@@ -212,14 +215,17 @@ def _concat_parts(
     other = 1 - axis
     def stack(values: list[Any]) -> Any:
         present = [v for v in values if v is not None]
+        fill = fill_value
+        if fill is None and any(sp.issparse(v) or sp.issparse(getattr(v, "_meta", None)) for v in present):
+            fill = 0  # the result is sparse: pad dense inputs with zeros too
         shapes = []
         full = []
         for v, r, n in zip(values, reindexers, lengths, strict=True):
             if v is None:
                 shape = (n, len(alt_index)) if axis == 0 else (len(alt_index), n)
-                full.append(missing_like(present, shape, fill_value))
+                full.append(missing_like(present, shape, fill))
             else:
-                full.append(r(v, other, fill_value))
+                full.append(r(v, other, fill))
             shapes.append(full[-1].shape)
         return concat_arrays(full, axis)
 
