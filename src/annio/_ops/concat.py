@@ -173,8 +173,6 @@ def _concat_parts(
     fill_value: Any,
     pairwise: bool,
 ) -> dict[str, Any]:
-    from annio._ops.concat_lazy import concat_lazy_frames, frame_to_memory
-
     ax, alt = ("obs", "var") if axis == 0 else ("var", "obs")
     annots = [getattr(a, ax) for a in adatas]
     alt_indices = [getattr(a, f"{alt}_names") for a in adatas]
@@ -188,6 +186,8 @@ def _concat_parts(
     index = pd.Index(np.concatenate([np.asarray(n, dtype=object) for n in names]) if names else [], dtype=object)
 
     if all(_is_lazy_frame(f) for f in annots):
+        from annio._ops.concat_lazy import concat_lazy_frames  # xarray: only for lazy inputs
+
         annot = concat_lazy_frames(annots, join, index)
     else:
         annot = concat_frames([frame_to_memory(f) for f in annots], join, index)
@@ -260,6 +260,11 @@ def _concat_parts(
     }
 
 
+def frame_to_memory(frame: Any) -> pd.DataFrame:
+    """A pandas frame from a lazy or in-memory one."""
+    return frame.to_memory() if _is_lazy_frame(frame) else frame
+
+
 def _keys(key_lists: list[list[Any]], join: str) -> list[Any]:
     from annio._ops.concat_elements import frame_columns
 
@@ -270,10 +275,11 @@ def _concat_aligned(values: list[Any], lengths: list[int], join: str, fill_value
     """obsm/varm entries: stacked along their first axis; arrays of different widths are
     cut to the narrowest (inner) or padded to the widest (outer)."""
     from annio._ops.concat_elements import is_awkward
-    from annio._ops.concat_lazy import concat_lazy_frames
 
     present = [v for v in values if v is not None]
     if all(_is_lazy_frame(v) for v in present) and len(present) == len(values):
+        from annio._ops.concat_lazy import concat_lazy_frames
+
         return concat_lazy_frames(present, join, index)
     if any(_is_lazy_frame(v) for v in present):
         values = [v.to_memory() if _is_lazy_frame(v) else v for v in values]

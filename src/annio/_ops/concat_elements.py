@@ -44,7 +44,7 @@ class Reindexer:
 
     def __init__(self, old: pd.Index, new: pd.Index) -> None:
         self.old, self.new = old, new
-        self.identity = old.equals(new)
+        self.identity = old is new or old.equals(new)
         if not self.identity:
             if not old.is_unique:
                 raise pd.errors.InvalidIndexError(f"cannot reindex an axis with duplicate names: {old[old.duplicated()][:5].tolist()}")
@@ -246,6 +246,13 @@ def combine_columns(pieces: Sequence[Any | None], lengths: Sequence[int]) -> Any
         target = unify_categoricals([pd.Categorical(p) for p in present])
         pieces = [None if p is None else (pd.Categorical(p).set_categories(target.categories) if isinstance(target, pd.CategoricalDtype) else np.asarray(p, dtype=object)) for p in pieces]
         present = [p for p in pieces if p is not None]
+    if len(present) == len(pieces) and present and len({str(p.dtype) for p in present}) == 1:
+        first = present[0]
+        if isinstance(first, np.ndarray):
+            return np.concatenate(present)
+        if isinstance(first, pd.api.extensions.ExtensionArray) and not isinstance(first, pd.arrays.NumpyExtensionArray | pd.arrays.StringArray):
+            if not isinstance(first, pd.Categorical) or all(p.dtype == first.dtype for p in present):
+                return type(first)._concat_same_type(present)
     frames = [pd.DataFrame({"c": p}, copy=False) if p is not None else pd.DataFrame(index=pd.RangeIndex(n)) for p, n in zip(pieces, lengths, strict=True)]
     with pd.option_context("future.no_silent_downcasting", True):
         import warnings

@@ -15,16 +15,9 @@ import xarray as xr
 from annio._lazy.concat_columns import ConcatenatedColumn, lazy_variable
 from annio._ops.concat_elements import combine_columns, frame_columns
 
-__all__ = ["concat_lazy_frames", "frame_to_memory"]
+__all__ = ["concat_lazy_frames"]
 
 _DIM = "_annio_concat_index"
-
-
-def frame_to_memory(frame: Any) -> pd.DataFrame:
-    """A pandas frame from a lazy or in-memory one."""
-    if getattr(frame, "_annio_lazy_frame", False):
-        return frame.to_memory()
-    return frame
 
 
 def _part_dtype(frame: Any, col: str) -> Any:
