@@ -36,10 +36,11 @@ def read_variable(variable: xr.Variable, positions: Any) -> Any:
     arrays (nullable strings as the pandas string dtype, categoricals as Categorical)."""
     from annio._lazy.frame import is_dask
 
-    part = variable.isel({variable.dims[0]: positions})
+    full = isinstance(positions, slice) and positions.indices(variable.shape[0]) == (0, variable.shape[0], 1)
+    part = variable if full else variable.isel({variable.dims[0]: positions})
     data = part._data
     if is_dask(data):
-        return np.asarray(data.compute())
+        return data  # computed by the caller, all parts together
     backend = _frame_backend(variable._data)
     values = unwrap(data.get_duck_array()) if hasattr(data, "get_duck_array") else unwrap(data)
     if isinstance(backend, LazyMaskedArray) and backend.kind == "nullable-string-array":
@@ -170,6 +171,12 @@ class ConcatenatedColumn(LazyColumn):
             if len(local) and (len(local) == 1 or (np.diff(local) == 1).all()):
                 sel = slice(int(local[0]), int(local[-1]) + 1)
             pieces.append(read_variable(part, sel))
+        dask_at = [j for j, p in enumerate(pieces) if p is not None and type(p).__module__.startswith("dask")]
+        if dask_at:
+            import dask
+
+            for j, value in zip(dask_at, dask.compute(*[pieces[j] for j in dask_at], scheduler="synchronous"), strict=True):
+                pieces[j] = np.asarray(value)
         if not pieces:
             empty = [self._sample(d)[:0] if d is not None else None for d in self.part_dtypes]
             pieces, lengths = empty, [0] * len(empty)

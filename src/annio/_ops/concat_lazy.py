@@ -20,8 +20,14 @@ __all__ = ["concat_lazy_frames"]
 _DIM = "_annio_concat_index"
 
 
-def _part_dtype(frame: Any, col: str) -> Any:
-    dtype = frame._column_dtype(col)
+def _part_dtype(variable: xr.Variable) -> Any:
+    from annio._lazy.frame import backend_array
+
+    backend = backend_array(variable._data)
+    if getattr(backend, "kind", None) in ("nullable-integer", "nullable-boolean", "nullable-string-array"):
+        dtype = backend.pandas_dtype
+    else:
+        dtype = variable.dtype
     if isinstance(dtype, pd.StringDtype):
         return np.dtypes.StringDType(na_object=pd.NA)
     return dtype
@@ -36,10 +42,11 @@ def concat_lazy_frames(frames: Sequence[Any], join: str, index: pd.Index) -> Any
             raise pd.errors.InvalidIndexError("Cannot combine dataframes as some contained duplicated column names - causing ambiguity.")
     names = frame_columns([list(f.columns) for f in frames], join)
     lengths = [len(f) for f in frames]
+    present = [set(f.columns) for f in frames]
     variables = {}
     for col in names:
-        parts = [f.ds[col].variable if col in f else None for f in frames]
-        dtypes = [_part_dtype(f, col) if col in f else None for f in frames]
+        parts = [f.ds.variables[col] if col in has else None for f, has in zip(frames, present, strict=True)]
+        dtypes = [None if v is None else _part_dtype(v) for v in parts]
         column = ConcatenatedColumn(parts, lengths, dtypes, combine_columns, path=str(col))
         variables[col] = lazy_variable(_DIM, column)
     ds = xr.Dataset(variables, coords={_DIM: pd.Index(np.asarray(index, dtype=object), name=_DIM)})
