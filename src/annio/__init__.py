@@ -27,6 +27,7 @@ __all__ = [
     "write_h5ad",
     "write_zarr",
     "convert",
+    "concat",
     "datasets",
     "errors",
     "io",
@@ -35,7 +36,8 @@ __all__ = [
 ]
 
 # these pull in dask and xarray: imported on first use, not with annio
-_LAZY_ATTRIBUTES = {"experimental": ("annio.experimental", None), "convert": ("annio._ops.convert", "convert")}
+_LAZY_ATTRIBUTES = {"experimental": ("annio.experimental", None), "convert": ("annio._ops.convert", "convert"),
+                    "concat": ("annio._ops.concat", "concat")}
 
 
 def __getattr__(name: str):
