@@ -106,7 +106,7 @@ def attach_raw(path: str, adata: Any, raw: Any) -> None:
 @register
 class RawGroup(GroupEncoding):
     spec = IOSpec("raw", "0.1.0")
-    python_types = ("annio._core.raw.Raw",)
+    python_types = ("annio._core.raw.Raw", "anndata._core.raw.Raw")  # written duck-typed
 
     def write_into(self, group: StorageGroup, raw: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> None:
         _check_2d(group.path, "X", raw.X)
