@@ -190,3 +190,11 @@ def test_nullable_and_categorical_columns_survive_both_ways():
     for col in obs:
         assert b.obs[col].dtype == obs[col].dtype
     assert_equal(a, annio.AnnData(b), exact=True)
+
+
+def test_duplicate_names_still_warn_in_anndata():
+    with pytest.warns(UserWarning, match="not unique"):
+        a = annio.AnnData(np.ones((2, 2)), obs=pd.DataFrame(index=["a", "a"]))
+    with pytest.warns(UserWarning, match="not unique"):
+        b = a.to_anndata()
+    assert list(b.obs_names) == ["a", "a"]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from annio._core.conversion import is_anndata_object
 
 __all__ = ["from_anndata", "as_annio", "is_anndata", "is_anndata_raw"]
@@ -35,7 +37,7 @@ def is_anndata_raw(obj: Any) -> bool:
 def _value(value: Any) -> Any:
     if is_anndata(value):
         return from_anndata(value)
-    if hasattr(value, "columns") and hasattr(value, "iloc"):
+    if isinstance(value, pd.DataFrame):
         return value.copy(deep=False)
     return value
 

@@ -18,7 +18,10 @@ carried over with new ``dict`` containers around the same values.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+
+import pandas as pd
 
 from annio._core.names import is_lazy_frame
 
@@ -51,7 +54,7 @@ def _value(value: Any) -> Any:
     nested AnnData objects)."""
     if value is None:
         return None
-    if is_lazy_frame(value) or hasattr(value, "columns") and hasattr(value, "iloc"):
+    if is_lazy_frame(value) or isinstance(value, pd.DataFrame):
         return _frame(value)
     if _is_annio(value):
         return to_anndata(value)
@@ -99,11 +102,22 @@ def to_anndata(adata: Any) -> Any:
             kwargs["raw"] = {"var": _frame(raw.var), "varm": {k: _value(v) for k, v in raw.varm.items()}}
             if raw._X is not None:
                 kwargs["raw"]["X"] = raw._X
-        return ad.AnnData(**kwargs, filename=adata.filename, filemode=adata.file.filemode)
+        with _uniqueness_checked(ad, adata):
+            return ad.AnnData(**kwargs, filename=adata.filename, filemode=adata.file.filemode)
     if raw is not None:
         kwargs["raw"] = {
             "X": _value(raw._X),
             "var": _frame(raw.var),
             "varm": {k: _value(v) for k, v in raw.varm.items()},
         }
-    return ad.AnnData(X=_value(adata._X), **kwargs)
+    with _uniqueness_checked(ad, adata):
+        return ad.AnnData(X=_value(adata._X), **kwargs)
+
+
+def _uniqueness_checked(ad: Any, adata: Any) -> Any:
+    """Switch off anndata's name-uniqueness check (most of the conversion time) when annio
+    already knows the names are unique (pandas caches that on the shared index)."""
+    override = getattr(ad.settings, "override", None)
+    if override is not None and adata.obs_names.is_unique and adata.var_names.is_unique:
+        return override(check_uniqueness=False)
+    return contextlib.nullcontext()
