@@ -39,6 +39,11 @@ def _module(x: Any) -> str:
     return type(x).__module__
 
 
+def _is_awkward(x: Any) -> bool:
+    """An awkward array, or a subclass of one (anndata's awkward view class)."""
+    return any(cls.__module__.startswith("awkward") for cls in type(x).__mro__[:-1])
+
+
 def _is_array_like(x: Any) -> bool:
     return (
         isinstance(x, np.ndarray)
@@ -255,7 +260,7 @@ def assert_equal(a: Any, b: Any, *, exact: bool = False, path: str = "") -> None
         if not (isinstance(a, Mapping) and isinstance(b, Mapping)):
             _fail(path, f"types differ: {type(a).__name__} != {type(b).__name__}")
         _assert_mappings(a, b, path, exact=exact)
-    elif _module(a).startswith("awkward") or _module(b).startswith("awkward"):
+    elif _is_awkward(a) or _is_awkward(b):
         import awkward as ak  # noqa: PLC0415 - optional
 
         if ak.to_list(a) != ak.to_list(b):

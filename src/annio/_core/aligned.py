@@ -15,14 +15,16 @@ import pandas as pd
 from scipy import sparse
 
 from annio._core.index import Index1D, subset_2d, subset_axis
-from annio._core.views import ElementRef, as_view, copy_element, to_actual
+from annio._core.views import ElementRef, as_view, copy_element, drop_unused_categories, to_actual
 from annio.errors import ImplicitModificationWarning
+from annio.settings import settings
 
 if TYPE_CHECKING:
     from annio._core.anndata import AnnData
 
 __all__ = [
     "coerce_array",
+    "value_shape",
     "AlignedMapping",
     "AxisArrays",
     "PairwiseArrays",
@@ -48,6 +50,14 @@ def _is_supported_array(x: Any) -> bool:
         or hasattr(x, "_annio_lazy_frame")
         or getattr(x, "_annio_backed_array", False)
     )
+
+
+def value_shape(value: Any) -> tuple[int, ...]:
+    """The shape of an aligned value; an awkward array (which has no ``shape``) is aligned by
+    its length."""
+    if type(value).__module__.startswith("awkward") and not hasattr(value, "shape"):
+        return (len(value),)
+    return tuple(getattr(value, "shape", ()))
 
 
 def coerce_array(value: Any, *, name: str, allow_df: bool = False, allow_array_like: bool = True) -> Any:
@@ -108,7 +118,7 @@ class AlignedMapping(MutableMapping):
         value = coerce_array(value, name=f"{self.attrname.capitalize()} {key!r}", allow_df=self._allow_df)
         value = self._reshape(value)
         expected = self._expected_shape()
-        shape = tuple(getattr(value, "shape", ()))
+        shape = value_shape(value)
         if shape[: len(expected)] != expected:
             dims = tuple(_DIM_NAMES[ax] for ax in self.axes)
             raise ValueError(
@@ -355,6 +365,8 @@ class AlignedView(MutableMapping):
             return self._view_parent.X
         value = self._parent_mapping._data[key]
         sub = self._parent_mapping._subset_value(value, self._oidx, self._vidx)
+        if isinstance(sub, pd.DataFrame) and settings.remove_unused_categories:
+            sub = drop_unused_categories(value, sub, {})[0]  # as anndata does for obsm frames
         return as_view(sub, ElementRef(self._view_parent, self.attrname, (key,)))
 
     def _modify(self, verb: str, key: Any) -> AnnData:

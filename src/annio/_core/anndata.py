@@ -19,7 +19,7 @@ import pandas as pd
 from annio._core.aligned import check_X, coerce_array, new_mapping, non_2d_message
 from annio._core.index import compose_index, normalize_indices, subset_2d, subset_axis
 from annio._core.conversion import MAPPINGS as _MAPPINGS
-from annio._core.conversion import ConversionMixin
+from annio._core.conversion import ConversionMixin, is_anndata_object
 from annio._core.names import NamesMixin, make_dim_frame
 from annio._core.raw import Raw
 from annio._core.services import service
@@ -84,7 +84,9 @@ class AnnData(ConversionMixin, NamesMixin):
     ----------
     X
         Data matrix: numpy array, scipy CSR/CSC sparse matrix or array, dask array, h5py or
-        zarr array, or a DataFrame (whose index/columns become obs/var names).
+        zarr array, or a DataFrame (whose index/columns become obs/var names). An annio
+        AnnData is copied if it is a view; an ``anndata.AnnData`` is taken over without
+        copying its arrays (see :meth:`from_anndata`).
     obs, var
         Observation / variable annotation: DataFrame, mapping of columns, or None.
     uns
@@ -120,6 +122,12 @@ class AnnData(ConversionMixin, NamesMixin):
         filename: Any = None,
         filemode: Literal["r", "r+"] | None = None,
     ) -> None:
+        if is_anndata_object(X):  # an ``anndata.AnnData``: taken over without copying (annio._bridge)
+            if any(x is not None for x in (obs, var, uns, obsm, varm, layers, raw, obsp, varp, shape)):
+                raise ValueError("If `X` is an AnnData object, no further arguments must be provided.")
+            converted = service("from_anndata")(X, type(self))
+            self._init_as_actual_from(converted._copy_in_memory() if converted.is_view else converted)
+            return
         if isinstance(X, AnnData):
             if any(x is not None for x in (obs, var, uns, obsm, varm, layers, raw, obsp, varp, shape)):
                 raise ValueError("If `X` is an AnnData object, no further arguments must be provided.")

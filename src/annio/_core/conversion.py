@@ -17,7 +17,7 @@ from annio._core.views import copy_element, materialize_many
 if TYPE_CHECKING:
     from annio._core.anndata import AnnData
 
-__all__ = ["ConversionMixin", "MAPPINGS"]
+__all__ = ["ConversionMixin", "MAPPINGS", "is_anndata_object"]
 
 MAPPINGS = ("obsm", "varm", "obsp", "varp", "layers")
 
@@ -129,6 +129,28 @@ class ConversionMixin:
         """Values across variables of var column ``k`` or observation ``k`` (from X or ``layer``)."""
         return get_vector(self, k, "var", layer)
 
+    # -- the anndata package (a service of annio._bridge) ---------------------------
+    def to_anndata(self) -> Any:
+        """This object as an ``anndata.AnnData`` that shares every array buffer (no copy).
+
+        X, layers, obsm/varm/obsp/varp, raw and the obs/var columns are the same arrays in
+        both objects (the frames and uns dicts are new containers). A view gives anndata's
+        view of the converted parent; a backed object an anndata backed object on the same
+        file; a lazy object keeps its dask arrays and loads its obs/var frames. Needs the
+        ``anndata`` package (an ImportError names it when it is missing).
+        """
+        return service("to_anndata")(self)
+
+    @classmethod
+    def from_anndata(cls, adata: Any) -> AnnData:
+        """An annio AnnData sharing every array buffer with the ``anndata.AnnData`` ``adata``.
+
+        Works with anndata 0.12 and 0.13 without importing anndata. A view gives annio's view
+        of the converted parent (``annio.AnnData(view)`` gives an actual copy); a backed object
+        an annio backed object on the same file and mode.
+        """
+        return service("from_anndata")(adata, cls)
+
     # -- writing (a service of annio.io) and dunder methods --------------------------
     def write_h5ad(self, filename: Any = None, **kwargs: Any) -> None:
         """Write to an ``.h5ad`` file (see ``annio.write_h5ad``)."""
@@ -142,3 +164,12 @@ class ConversionMixin:
         """Write to a zarr store (see ``annio.write_zarr``)."""
         service("write_zarr")(store, self, **kwargs)
 
+
+
+def is_anndata_object(obj: Any, name: str = "AnnData") -> bool:
+    """Whether ``obj`` is an instance of the ``anndata`` package's class ``name`` (``AnnData``
+    or ``Raw``), or of a subclass of it — decided from the class's module and name, so
+    ``anndata`` is never imported here."""
+    return any(
+        cls.__name__ == name and cls.__module__.split(".")[0] == "anndata" for cls in type(obj).__mro__
+    )

@@ -22,6 +22,8 @@ _PROVIDERS = {
     "copy_backed": "annio.io",
     "write_h5ad": "annio.io",
     "write_zarr": "annio.io",
+    "to_anndata": "annio._bridge",
+    "from_anndata": "annio._bridge",
 }
 _SERVICES: dict[str, Callable[..., Any]] = {}
 

@@ -21,12 +21,13 @@ def convert(
     compression: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Convert ``source`` (an .h5ad file or zarr store, local or a URL) to ``target``.
+    """Convert ``source`` (an .h5ad file or zarr store, local or a URL, or an AnnData object) to ``target``.
 
     Parameters
     ----------
     source
-        What :func:`annio.experimental.read_lazy` opens.
+        What :func:`annio.experimental.read_lazy` opens (streamed), or an AnnData object in
+        memory (annio's or ``anndata``'s, written without copying its data).
     target
         A path ending in ``.h5ad`` writes HDF5; anything else (or ``.zip``) writes zarr.
     zarr_format
@@ -38,8 +39,16 @@ def convert(
     """
     from annio.io._files import write_h5ad, write_zarr
     from annio.io._storage.stores import is_h5ad
+    from annio._bridge import is_anndata
+    from annio._core import AnnData
     from annio._lazy import read_lazy
 
+    if isinstance(source, AnnData) or is_anndata(source):  # an object in memory: written as it is
+        if is_h5ad(target):
+            write_h5ad(target, source, compression=compression)
+        else:
+            write_zarr(target, source, zarr_format=zarr_format)
+        return
     lazy = read_lazy(source, storage_options=storage_options)
     try:
         if is_h5ad(target):

@@ -25,6 +25,7 @@ import pandas as pd
 import zarr
 from scipy import sparse
 
+from annio._bridge import as_annio
 from annio.io._encodings.registry import Writer
 from annio.io._storage.adapter import wrap
 from annio.io._storage.stores import (
@@ -206,7 +207,7 @@ def write_h5ad(
     dataset_kwargs: Mapping[str, Any] = {},  # noqa: B006 - read only
     **kwargs: Any,
 ) -> None:
-    """Write ``adata`` as an ``.h5ad`` file.
+    """Write ``adata`` (an :class:`annio.AnnData` or an ``anndata.AnnData``) as an ``.h5ad`` file.
 
     The caller's object is not modified (string columns are converted on copies). Writing to
     a path writes a hidden temporary file next to it and renames it into place, so an
@@ -223,6 +224,7 @@ def write_h5ad(
     dataset_kwargs, **kwargs
         Further options for every dataset (``chunks``, ``shuffle``, ...).
     """
+    adata = as_annio(adata)  # an anndata.AnnData is written without copying its data
     dense = {"raw/X" if d in ("raw.X", ("raw", "X")) else d for d in ([as_dense] if isinstance(as_dense, str) else as_dense)}
     if not dense <= {"X", "raw/X"}:
         raise NotImplementedError("Currently, only `X` and `raw/X` are supported values in `as_dense`")
@@ -254,7 +256,8 @@ def write_zarr(
     storage_options: Mapping[str, Any] | None = None,
     **dataset_kwargs: Any,
 ) -> None:
-    """Write ``adata`` as a zarr store (a path, ``.zip`` path, ``s3://`` URL, store or group).
+    """Write ``adata`` (an :class:`annio.AnnData` or an ``anndata.AnnData``) as a zarr store
+    (a path, ``.zip`` path, ``s3://`` URL, store or group).
 
     Parameters
     ----------
@@ -277,6 +280,7 @@ def write_zarr(
     """
     from annio.settings import settings
 
+    adata = as_annio(adata)  # an anndata.AnnData is written without copying its data
     fmt = zarr_format if zarr_format is not None else settings.zarr_write_format
     if fmt not in (2, 3):
         raise ValueError(f"zarr_format must be 2 or 3, got {fmt!r}")

@@ -34,6 +34,7 @@ def assert_same(a, b, path="value"):
             assert b.dtype == object, path
             np.testing.assert_array_equal(a.astype(object), b)
         elif a.dtype.names:
+            assert type(b) is np.ndarray, f"{path}: {type(b)} (a structured ndarray, not a recarray, as anndata)"
             assert a.dtype.names == b.dtype.names
             for name in a.dtype.names:
                 np.testing.assert_array_equal(a[name], b[name])
@@ -42,6 +43,9 @@ def assert_same(a, b, path="value"):
             np.testing.assert_array_equal(a, b)
     elif a is None:
         assert b is None, path
+    elif isinstance(a, np.generic):  # numpy scalars read as Python scalars, as anndata reads them
+        assert type(b) is type(a.item()), f"{path}: {type(b)} vs {type(a.item())}"
+        assert a == b, path
     else:
         assert type(a) is type(b) or (isinstance(a, float | int | bool | complex) and np.asarray(a).dtype == np.asarray(b).dtype), f"{path}: {type(a)} vs {type(b)}"
         assert a == b, path

@@ -105,17 +105,25 @@ class RecArray(ArrayEncoding):
     def write(self, parent: StorageGroup, key: str, value: Any, writer: Writer, dataset_kwargs: Mapping[str, Any]) -> StorageArray:
         return parent.create_array(key, np.asarray(value), dataset_kwargs=dataset_kwargs, shardable=False, attrs=self.spec.as_attrs())
 
-    def read(self, node: StorageArray, reader: Reader) -> np.recarray:
-        return decode_record_strings(node.raw[...]).view(np.recarray)
+    def read(self, node: StorageArray, reader: Reader) -> np.ndarray:
+        # a plain structured ndarray (not a recarray) with str objects in its string fields,
+        # from h5 (vlen strings) and zarr (fixed-length unicode) alike, as anndata reads it
+        return decode_record_strings(node.raw[...])
 
 
 def decode_record_strings(data: np.ndarray) -> np.ndarray:
-    """Turn bytes in the object fields of a structured array (h5 vlen strings) into str."""
+    """A copy of a structured array whose string fields (h5 vlen bytes/str, zarr fixed-length
+    unicode) are object fields holding ``str``; other arrays are returned unchanged."""
     if data.dtype.names is None:
         return data
-    out = data.copy()
+    fields = [(name, np.dtype(object) if data.dtype[name].kind in "OU" else data.dtype[name]) for name in data.dtype.names]
+    out = np.empty(data.shape, dtype=np.dtype(fields))
     for name in data.dtype.names:
-        if data.dtype[name].kind == "O":
-            field = out[name].reshape(-1)
-            field[:] = [v.decode("utf-8") if isinstance(v, bytes) else v for v in field.tolist()]
+        if data.dtype[name].kind in "OU":
+            values = [v.decode("utf-8") if isinstance(v, bytes) else v for v in data[name].reshape(-1).tolist()]
+            field = np.empty(len(values), dtype=object)
+            field[:] = values
+            out[name] = field.reshape(data.shape)
+        else:
+            out[name] = data[name]
     return out

@@ -38,3 +38,7 @@ class AwkwardArray(GroupEncoding):
             raise FormatError(node.path, f"awkward array lacks a valid 'form'/'length': {err}") from err
         buffers = {key: reader.read_elem(child) for key, child in node.items()}
         return ak.from_buffers(form, length, buffers)
+
+    def read_lazy(self, node: StorageGroup, reader: Reader, **kwargs: Any) -> Any:
+        # read eagerly (as anndata's lazy reader does): awkward needs its buffers in memory
+        return self.read(node, Reader(reader.registry))

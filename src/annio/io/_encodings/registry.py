@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from annio._bridge import as_annio
 from annio.errors import FormatError, IORegistryError, UnknownEncodingError, UnsafeElementNameWarning
 from annio.io._storage.adapter import StorageGroup, StorageNode, wrap
 
@@ -298,6 +299,7 @@ class Reader:
 
 
 def _normalize_value(value: Any) -> Any:
+    value = as_annio(value)  # an ``anndata.AnnData`` (anywhere, e.g. in uns) is written as annio's
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind != "V":
         return value[()]
     if isinstance(value, list):

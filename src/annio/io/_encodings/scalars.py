@@ -27,7 +27,9 @@ class NumericScalar(ArrayEncoding):
     def read(self, node: StorageArray, reader: Reader) -> Any:
         if node.shape not in ((), (1,)):
             raise FormatError(node.path, f"numeric-scalar has shape {node.shape}, expected ()")
-        return node.read_scalar()
+        value = node.read_scalar()
+        # a Python bool/int/float/complex, as anndata gives it (json.dumps(uns) works)
+        return value.item() if isinstance(value, np.generic) else value
 
 
 @register
