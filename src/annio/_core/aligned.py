@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import sparse
 
 from annio._core.index import Index1D, subset_2d, subset_axis
-from annio._core.views import ElementRef, as_view, copy_element, to_actual
+from annio._core.views import ElementRef, as_view, copy_element, is_awkward, to_actual
 from annio.errors import ImplicitModificationWarning
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ __all__ = [
     "AlignedView",
     "new_mapping",
     "check_X",
+    "element_shape",
+    "infer_dims",
 ]
 
 _DIM_NAMES = ("obs", "var")
@@ -48,6 +50,33 @@ def _is_supported_array(x: Any) -> bool:
         or hasattr(x, "_annio_lazy_frame")
         or getattr(x, "_annio_backed_array", False)
     )
+
+
+def element_shape(value: Any) -> tuple[int, ...]:
+    """The shape of an element; for awkward arrays ``len(value)`` followed by the sizes of
+    the regular (fixed-size) dimensions after it."""
+    if is_awkward(value):
+        import awkward as ak  # noqa: PLC0415 - optional, present when an awkward array is
+
+        shape, kind = [len(value)], value.type.content
+        while isinstance(kind, ak.types.RegularType):
+            shape.append(kind.size)
+            kind = kind.content
+        return tuple(shape)
+    return tuple(getattr(value, "shape", ()))
+
+
+def infer_dims(mappings: Mapping[str, Mapping | None]) -> tuple[int | None, int | None]:
+    """``(n_obs, n_vars)`` read off layers, obsm/obsp (n_obs) and varm/varp (n_vars), for an
+    AnnData made without X and shape; None where no value tells."""
+    dims: list[int | None] = [None, None]
+    for attr, axes in (("layers", (0, 1)), ("obsm", (0,)), ("obsp", (0, 0)), ("varm", (1,)), ("varp", (1, 1))):
+        for value in (mappings.get(attr) or {}).values():
+            shape = element_shape(value if not isinstance(value, (list, tuple)) else np.asarray(value))
+            for pos, axis in enumerate(axes):
+                if dims[axis] is None and len(shape) > pos:
+                    dims[axis] = int(shape[pos])
+    return dims[0], dims[1]
 
 
 def coerce_array(value: Any, *, name: str, allow_df: bool = False, allow_array_like: bool = True) -> Any:
@@ -73,6 +102,8 @@ def coerce_array(value: Any, *, name: str, allow_df: bool = False, allow_array_l
             return value
         raise ValueError(f"{name} needs to be an array, not a DataFrame.")
     if _is_supported_array(value):
+        if name == "X" and is_awkward(value):
+            raise ValueError("X cannot be an awkward array (awkward arrays belong in obsm, varm or uns).")
         return value
     if allow_array_like and isinstance(value, (list, tuple)):
         return np.asarray(value)
@@ -108,7 +139,7 @@ class AlignedMapping(MutableMapping):
         value = coerce_array(value, name=f"{self.attrname.capitalize()} {key!r}", allow_df=self._allow_df)
         value = self._reshape(value)
         expected = self._expected_shape()
-        shape = tuple(getattr(value, "shape", ()))
+        shape = element_shape(value)
         if shape[: len(expected)] != expected:
             dims = tuple(_DIM_NAMES[ax] for ax in self.axes)
             raise ValueError(
@@ -244,6 +275,8 @@ class Layers(AlignedMapping):
     axes = (0, 1)
 
     def _validate_value(self, key: Any, value: Any) -> Any:
+        if isinstance(value, pd.DataFrame):  # as anndata: a layer keeps the values only
+            value = value.to_numpy()
         value = coerce_array(value, name=f"Layer {key!r}")
         if (msg := non_2d_message(value, name=f"Layer {key!r}")) is not None:
             warnings.warn(msg, UserWarning, stacklevel=4)

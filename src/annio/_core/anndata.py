@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from annio._core.aligned import check_X, coerce_array, new_mapping, non_2d_message
+from annio._core.aligned import check_X, coerce_array, infer_dims, new_mapping, non_2d_message
 from annio._core.index import compose_index, normalize_indices, subset_2d, subset_axis
 from annio._core.conversion import MAPPINGS as _MAPPINGS
 from annio._core.conversion import ConversionMixin
@@ -144,6 +144,9 @@ class AnnData(ConversionMixin, NamesMixin):
                 raise ValueError("`shape` needs to be `None` if `X` is not `None`.")
             X = check_X(to_actual(X))
         n_obs, n_vars = X.shape[:2] if X is not None else (shape if shape is not None else (None, None))
+        if X is None and shape is None:  # as anndata: the annotations tell the shape
+            found = infer_dims(dict(layers=layers, obsm=obsm, varm=varm, obsp=obsp, varp=varp))
+            n_obs, n_vars = (n if given is None else None for n, given in zip(found, (obs, var), strict=True))
         self._obs = make_dim_frame(to_actual(obs), "obs", n_obs)
         self._var = make_dim_frame(to_actual(var), "var", n_vars)
         for attr, df, n, dim in (("obs", self._obs, n_obs, "rows"), ("var", self._var, n_vars, "columns")):

@@ -91,9 +91,18 @@ def make_dim_frame(value: Any, attr: str, n: int | None) -> Any:
     elif isinstance(value, Mapping):
         columns = dict(value)
         names = columns.pop(f"{attr}_names", None)
-        df = pd.DataFrame(columns, index=names)
+        alias = "row_names" if attr == "obs" else "col_names"  # anndata's older spelling
         if names is None:
-            df.index = default_index(len(df))
+            names = columns.pop(alias, None)
+        if names is not None:
+            df = pd.DataFrame(columns, index=names)
+        else:
+            try:  # sized by X when known, so that ``{}`` and scalar columns fill it
+                df = pd.DataFrame(columns, index=None if n is None else default_index(n))
+            except ValueError:  # lengths differ from X: the caller reports the mismatch
+                df = pd.DataFrame(columns)
+            if n is None or len(df) != n:
+                df.index = default_index(len(df))
     else:
         raise ValueError(f"Can only accept a pandas.DataFrame, a mapping or None as `{attr}`, not {type(value)}.")
     df.index = prep_dim_index(df.index, attr)
