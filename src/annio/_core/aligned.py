@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from annio._core.index import Index1D, subset_2d, subset_axis
+from annio._core.index import Index1D, dense, subset_2d, subset_axis
 from annio._core.views import ElementRef, as_view, copy_element, is_awkward, to_actual
 from annio.errors import ImplicitModificationWarning
 
@@ -195,6 +195,15 @@ class AlignedMapping(MutableMapping):
         """The AnnData this mapping belongs to."""
         return self._parent
 
+    is_view = False  # as anndata: whether this is the mapping of a view
+
+    @property
+    def dim(self) -> str:
+        """``"obs"`` or ``"var"``: the axis the values are aligned to (obsm/varm/obsp/varp)."""
+        if len(set(self.axes)) != 1:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute 'dim'")
+        return _DIM_NAMES[self.axes[0]]
+
     def _view(self, view_parent: AnnData, oidx: Index1D, vidx: Index1D) -> AlignedView:
         return AlignedView(self, view_parent, oidx, vidx)
 
@@ -221,6 +230,11 @@ class AxisArrays(AlignedMapping):
     def dim_names(self) -> pd.Index:
         """``obs_names`` or ``var_names`` of the parent."""
         return self._parent.obs_names if self.axes[0] == 0 else self._parent.var_names
+
+    def to_df(self) -> pd.DataFrame:
+        """The values side by side as one DataFrame (column ``f"{key}{i + 1}"`` for column
+        ``i`` of value ``key``), indexed by the parent's names."""
+        return axis_frame(self, self.dim_names)
 
     def _check_frame_index(self, value: pd.DataFrame) -> pd.DataFrame:
         names = self.dim_names
@@ -375,6 +389,39 @@ class AlignedView(MutableMapping):
         """The view AnnData this mapping belongs to."""
         return self._view_parent
 
+    is_view = True
+
+    @property
+    def parent_mapping(self) -> AlignedMapping:
+        """The mapping of the AnnData this is a view of."""
+        return self._parent_mapping
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        """The axes of the parent the values are aligned to."""
+        return self._parent_mapping.axes
+
+    @property
+    def dim(self) -> str:
+        """``"obs"`` or ``"var"`` (see :attr:`AlignedMapping.dim`)."""
+        return self._parent_mapping.dim
+
+    @property
+    def subset_idx(self) -> tuple:
+        """The normalised indexers of the view, one per aligned axis."""
+        return tuple(self._oidx if axis == 0 else self._vidx for axis in self.axes)
+
+    @property
+    def dim_names(self) -> pd.Index:
+        """The view's ``obs_names`` or ``var_names`` (obsm/varm)."""
+        if not isinstance(self._parent_mapping, AxisArrays):
+            raise AttributeError(f"{type(self).__name__!r} of {self.attrname} has no attribute 'dim_names'")
+        return self._view_parent.obs_names if self.axes[0] == 0 else self._view_parent.var_names
+
+    def to_df(self) -> pd.DataFrame:
+        """The subset values as one DataFrame (see :meth:`AxisArrays.to_df`)."""
+        return axis_frame(self, self.dim_names)
+
     def _is_layers(self) -> bool:
         return isinstance(self._parent_mapping, Layers)
 
@@ -439,6 +486,18 @@ class AlignedView(MutableMapping):
     def as_dict(self) -> dict:
         """A plain ``dict`` of the (view) values of the named keys."""
         return {k: self[k] for k in self._parent_mapping._data}
+
+
+def axis_frame(mapping: Mapping, index: pd.Index) -> pd.DataFrame:
+    """``to_df`` of obsm/varm: each value's columns numbered after its key."""
+    columns: dict[str, Any] = {}
+    for key in mapping:
+        value = mapping[key]
+        values = value.to_numpy() if isinstance(value, pd.DataFrame) else dense(value)
+        values = values.reshape(len(index), -1)
+        for i in range(values.shape[1]):
+            columns[f"{key}{i + 1}"] = values[:, i]
+    return pd.DataFrame(columns, index=index)
 
 
 def new_mapping(attr: str, parent: Any, data: Mapping | None = None, *, validate: bool = True) -> AlignedMapping:

@@ -31,6 +31,7 @@ from annio._core.views import (
     drop_unused_categories,
     to_actual,
 )
+from annio.errors import ImplicitModificationWarning
 from annio.settings import settings
 
 __all__ = ["AnnData"]
@@ -355,6 +356,9 @@ class AnnData(ConversionMixin, NamesMixin):
                 value = value.reshape(self.shape)
             if (msg := non_2d_message(value, name="X")) is not None:
                 warnings.warn(msg, UserWarning, stacklevel=2)
+        if self.is_view and value is not None and not settings.copy_on_write_X:
+            self._write_X_through(value)
+            return
         if self.is_view:
             new = actualize_view(self, "X", stacklevel=3)
             new.X = value
@@ -366,6 +370,21 @@ class AnnData(ConversionMixin, NamesMixin):
             self._X = value
 
     X = X.deleter(lambda self: setattr(self, "X", None))
+
+    def _write_X_through(self, value: Any) -> None:
+        """anndata 0.12 (``settings.copy_on_write_X = False``): a view's new X goes into its
+        parent's X at the view's positions; the view stays a view."""
+        warnings.warn(
+            "Setting `.X` of a view writes into the parent AnnData because "
+            "`settings.copy_on_write_X` is False; anndata 0.13 (and annio's default) copy the view instead.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        warnings.warn("Setting `.X` of a view overwrites the parent's data.", ImplicitModificationWarning, stacklevel=3)
+        ref_X = self._adata_ref._get_actual_X()
+        oidx, vidx = self._oidx, self._vidx
+        key = (oidx, vidx) if isinstance(oidx, slice) or isinstance(vidx, slice) else np.ix_(oidx, vidx)
+        ref_X[key] = value.toarray() if hasattr(value, "toarray") and not hasattr(ref_X, "tocsr") else value
 
     # -- aligned mappings ------------------------------------------------------------
     def _mapping(self, attr: str) -> Any:

@@ -71,6 +71,8 @@ def prep_dim_index(index: Any, attr: str) -> pd.Index:
         return index
     if not settings.restrict_index_types or _is_string_index(index):
         return index
+    if isinstance(index, pd.CategoricalIndex) and _is_string_index(index.categories):
+        return index  # as anndata: categorical names stay categorical
     warnings.warn("Transforming to str index.", ImplicitModificationWarning, stacklevel=4)
     return pd.Index(index.astype(str), name=index.name)
 
@@ -236,6 +238,8 @@ class NamesMixin:
         self._set_names("var", names)
 
     def _set_names(self, attr: str, names: Any) -> None:
+        if isinstance(names, pd.Series) and not isinstance(names.name, str):
+            names = pd.Index(names.array).rename(None)  # as anndata: a Series' non-string name is dropped
         if not isinstance(names, pd.Index):
             names = pd.Index(names)
         if not isinstance(names.name, (str, type(None))):
