@@ -207,18 +207,6 @@ def test_categorical_obs_names_come_back_categorical(fmt, tmp_path):
     assert ours == theirs
 
 
-def test_dask_sparse_writes_an_int64_indptr(tmp_path):
-    matrix = sparse.random(5, 3, density=0.5, format="csr", dtype=np.float32, random_state=0)
-
-    def make(lib):
-        group = zarr.open_group(tmp_path / f"{lib.__name__}.zarr", mode="w")
-        lib.io.write_elem(group, "m", da.from_array(matrix, chunks=(2, 3), asarray=False))
-        return str(group["m/indptr"].dtype), (lib.io.read_elem(group["m"]) != matrix).nnz
-
-    theirs, ours = both(make)
-    assert ours == theirs == ("int64", 0)
-
-
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     root = tmp_path_factory.mktemp("lazy")

@@ -85,10 +85,9 @@ def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, .
     data = _Appender(group, "data", dtype, kwargs)
     indices = _Appender(group, "indices", index_dtype, kwargs)
     indptr_parts = [np.zeros(1, dtype=np.int64)]
-    # as anndata: dask-of-sparse gets an int64 indptr (its blocks' dtypes do not tell what the
-    # whole needs); a backed source keeps its stored indptr dtype
+    # a backed source keeps its stored int64 indptr; otherwise int32 while the values fit
     stored = getattr(getattr(value, "_indptr_node", None), "dtype", None)
-    nnz, given_int64 = 0, type(value).__module__.startswith("dask") or stored == np.int64
+    nnz, given_int64 = 0, stored == np.int64
     row_bytes = max(1, int(n_minor * 0.05) * (dtype.itemsize + index_dtype.itemsize))  # ~5% dense guess
     for sel in _major_blocks(value, fmt, n_major, row_bytes):
         block = value[sel] if fmt == "csr" else value[:, sel]
@@ -96,7 +95,6 @@ def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, .
             block = block.compute()
         block = sp.csr_matrix(block) if fmt == "csr" else sp.csc_matrix(block)
         block.sort_indices()
-        given_int64 = given_int64 or block.indptr.dtype == np.int64
         data.append(block.data)
         indices.append(block.indices)
         indptr_parts.append(block.indptr[1:].astype(np.int64) + nnz)
@@ -104,7 +102,6 @@ def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, .
     data.close()
     indices.close()
     indptr = np.concatenate(indptr_parts)
-    # as given: int64 blocks keep an int64 indptr; int32 only while the values fit
     small = nnz < np.iinfo(np.int32).max and not given_int64
     indptr_dtype = dataset_kwargs.get("indptr_dtype") or (np.int32 if small else np.int64)
     group.create_array("indptr", indptr.astype(indptr_dtype), dataset_kwargs=kwargs, resizable=True)
