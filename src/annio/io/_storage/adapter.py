@@ -24,7 +24,7 @@ import zarr
 from zarr.dtype import VariableLengthUTF8
 
 from annio.errors import FormatError
-from annio.io._storage import h5_chunks, h5_small, layout, zarr_shards
+from annio.io._storage import h5_chunks, h5_small, layout, opened, zarr_shards
 from annio.io._storage.ranges import gather_index
 from annio.io._storage.attrs import Attributes, attr_to_json, dumps_json
 from annio.io._storage.dtypes import (
@@ -300,45 +300,20 @@ class StorageGroup(StorageNode):
     def __len__(self) -> int:
         return len(self.raw)
 
-    def _child_cache(self) -> dict[str, Any] | None:
-        """Opened children of a read-only zarr group, so that each metadata document is
-        fetched once per open (a membership test and the opening would each read it)."""
-        if self.backend != "zarr" or not getattr(getattr(self.raw, "store", None), "read_only", False):
-            return None
-        cache = self.__dict__.get("_children")
-        if cache is None:
-            cache = self.__dict__["_children"] = {}
-        return cache
-
     def __contains__(self, key: object) -> bool:
-        cache = self._child_cache()
-        if cache is not None and isinstance(key, str):
-            if key in cache:
-                return True
-            try:
-                self[key]
-            except FormatError:
-                return False
-            return True
-        try:
-            return key in self.raw
-        except (KeyError, ValueError):
-            return False
+        return opened.contains(self, key)
 
     def __getitem__(self, key: str) -> StorageGroup | StorageArray:
-        cache = self._child_cache()
-        if cache is not None and key in cache:
-            return cache[key]
+        return opened.child(self, key, self._open)
+
+    def _open(self, key: str) -> StorageGroup | StorageArray:
         try:
             child = self.raw[key]
         except KeyError:
             raise FormatError(self._child_path(key), "element is missing") from None
         except (OSError, RuntimeError) as err:
             raise FormatError(self._child_path(key), f"could not open element: {err}") from err
-        node = wrap(child)
-        if cache is not None:
-            cache[key] = node
-        return node
+        return wrap(child)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default
