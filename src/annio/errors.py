@@ -10,6 +10,7 @@ __all__ = [
     "AnnioError",
     "FormatError",
     "UnknownEncodingError",
+    "MissingElementError",
     "IORegistryError",
     "WriteError",
     "AnnioWarning",
@@ -43,6 +44,10 @@ class FormatError(AnnioError, ValueError):
         self.path = path
         self.detail = message
         super().__init__(_with_path(path, message))
+
+
+class MissingElementError(FormatError):
+    """An element the format requires (or the caller asked for) is not in the store."""
 
 
 class UnknownEncodingError(FormatError):

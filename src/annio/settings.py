@@ -98,6 +98,9 @@ _OPTIONS = [
             "Use the zarrs codec pipeline for zarr I/O when the `zarrs` package is installed."),
     _Option("io_threads", 0, _int_at_least(0),
             "Threads for parallel compression and decompression (0: one per core)."),
+    _Option("copy_on_write_X", True, _bool,
+            "Setting `.X` of a view copies the view (anndata 0.13); False writes the value into "
+            "the parent's X at the view's positions and keeps the view (anndata 0.12)."),
     _Option("write_block_bytes", 256 * 2**20, _int_at_least(2**16),
             "Memory bound for streamed (block-wise) writes and conversions."),
 ]

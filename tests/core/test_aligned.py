@@ -87,8 +87,8 @@ def test_dataframe_values(a):
     assert a.obsm["df"] is df
     with pytest.raises(ValueError, match="value.index does not match parent’s obs names"):
         a.obsm["bad"] = pd.DataFrame({"q": [1, 2, 3]}, index=list("zyx"))
-    with pytest.raises(ValueError, match="needs to be an array"):
-        a.layers["df"] = pd.DataFrame(X, index=list("xyz"))
+    a.layers["df"] = pd.DataFrame(X, index=list("xyz"))  # as anndata: the values are kept
+    assert type(a.layers["df"]) is np.ndarray and np.array_equal(a.layers["df"], X)
     named = pd.DataFrame({"q": [1, 2, 3]}, index=pd.Index(list("xyz"), name="cell"))
     a.obsm["named"] = named
     assert a.obsm["named"].index.name is None and named.index.name == "cell"

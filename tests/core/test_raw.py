@@ -27,9 +27,12 @@ def test_raw_basics(with_raw):
     assert repr(r) == "Raw AnnData with n_obs × n_vars = 3 × 4\n    var: 'g'\n    varm: 'vm'"
 
 
-def test_raw_is_a_copy(with_raw):
+def test_raw_shares_X_like_anndata(with_raw):
+    # as anndata: ``adata.raw = adata`` keeps the same X object; replacing X detaches it
     with_raw.X[0, 0] = 123.0
-    assert with_raw.raw.X[0, 0] == 0.0
+    assert with_raw.raw.X[0, 0] == 123.0
+    with_raw.X = np.zeros(with_raw.shape)
+    assert with_raw.raw.X[0, 0] == 123.0
 
 
 def test_raw_survives_var_subset(with_raw):

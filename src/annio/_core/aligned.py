@@ -15,7 +15,8 @@ import pandas as pd
 from scipy import sparse
 
 from annio._core.index import Index1D, subset_2d, subset_axis
-from annio._core.views import ElementRef, as_view, copy_element, drop_unused_categories, to_actual
+from annio._core.shapes import axis_frame, element_shape, infer_dims
+from annio._core.views import ElementRef, as_view, copy_element, drop_unused_categories, is_awkward, to_actual
 from annio.errors import ImplicitModificationWarning
 from annio.settings import settings
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "coerce_array",
-    "value_shape",
     "AlignedMapping",
     "AxisArrays",
     "PairwiseArrays",
@@ -32,6 +32,8 @@ __all__ = [
     "AlignedView",
     "new_mapping",
     "check_X",
+    "element_shape",
+    "infer_dims",
 ]
 
 _DIM_NAMES = ("obs", "var")
@@ -50,14 +52,6 @@ def _is_supported_array(x: Any) -> bool:
         or hasattr(x, "_annio_lazy_frame")
         or getattr(x, "_annio_backed_array", False)
     )
-
-
-def value_shape(value: Any) -> tuple[int, ...]:
-    """The shape of an aligned value; an awkward array (which has no ``shape``) is aligned by
-    its length."""
-    if type(value).__module__.startswith("awkward") and not hasattr(value, "shape"):
-        return (len(value),)
-    return tuple(getattr(value, "shape", ()))
 
 
 def coerce_array(value: Any, *, name: str, allow_df: bool = False, allow_array_like: bool = True) -> Any:
@@ -83,6 +77,8 @@ def coerce_array(value: Any, *, name: str, allow_df: bool = False, allow_array_l
             return value
         raise ValueError(f"{name} needs to be an array, not a DataFrame.")
     if _is_supported_array(value):
+        if name == "X" and is_awkward(value):
+            raise ValueError("X cannot be an awkward array (awkward arrays belong in obsm, varm or uns).")
         return value
     if allow_array_like and isinstance(value, (list, tuple)):
         return np.asarray(value)
@@ -118,7 +114,7 @@ class AlignedMapping(MutableMapping):
         value = coerce_array(value, name=f"{self.attrname.capitalize()} {key!r}", allow_df=self._allow_df)
         value = self._reshape(value)
         expected = self._expected_shape()
-        shape = value_shape(value)
+        shape = element_shape(value)
         if shape[: len(expected)] != expected:
             dims = tuple(_DIM_NAMES[ax] for ax in self.axes)
             raise ValueError(
@@ -174,6 +170,15 @@ class AlignedMapping(MutableMapping):
         """The AnnData this mapping belongs to."""
         return self._parent
 
+    is_view = False  # as anndata: whether this is the mapping of a view
+
+    @property
+    def dim(self) -> str:
+        """``"obs"`` or ``"var"``: the axis the values are aligned to (obsm/varm/obsp/varp)."""
+        if len(set(self.axes)) != 1:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute 'dim'")
+        return _DIM_NAMES[self.axes[0]]
+
     def _view(self, view_parent: AnnData, oidx: Index1D, vidx: Index1D) -> AlignedView:
         return AlignedView(self, view_parent, oidx, vidx)
 
@@ -200,6 +205,11 @@ class AxisArrays(AlignedMapping):
     def dim_names(self) -> pd.Index:
         """``obs_names`` or ``var_names`` of the parent."""
         return self._parent.obs_names if self.axes[0] == 0 else self._parent.var_names
+
+    def to_df(self) -> pd.DataFrame:
+        """The values side by side as one DataFrame (column ``f"{key}{i + 1}"`` for column
+        ``i`` of value ``key``), indexed by the parent's names."""
+        return axis_frame(self, self.dim_names)
 
     def _check_frame_index(self, value: pd.DataFrame) -> pd.DataFrame:
         names = self.dim_names
@@ -254,6 +264,8 @@ class Layers(AlignedMapping):
     axes = (0, 1)
 
     def _validate_value(self, key: Any, value: Any) -> Any:
+        if isinstance(value, pd.DataFrame):  # as anndata: a layer keeps the values only
+            value = value.to_numpy()
         value = coerce_array(value, name=f"Layer {key!r}")
         if (msg := non_2d_message(value, name=f"Layer {key!r}")) is not None:
             warnings.warn(msg, UserWarning, stacklevel=4)
@@ -351,6 +363,39 @@ class AlignedView(MutableMapping):
     def parent(self) -> AnnData:
         """The view AnnData this mapping belongs to."""
         return self._view_parent
+
+    is_view = True
+
+    @property
+    def parent_mapping(self) -> AlignedMapping:
+        """The mapping of the AnnData this is a view of."""
+        return self._parent_mapping
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        """The axes of the parent the values are aligned to."""
+        return self._parent_mapping.axes
+
+    @property
+    def dim(self) -> str:
+        """``"obs"`` or ``"var"`` (see :attr:`AlignedMapping.dim`)."""
+        return self._parent_mapping.dim
+
+    @property
+    def subset_idx(self) -> tuple:
+        """The normalised indexers of the view, one per aligned axis."""
+        return tuple(self._oidx if axis == 0 else self._vidx for axis in self.axes)
+
+    @property
+    def dim_names(self) -> pd.Index:
+        """The view's ``obs_names`` or ``var_names`` (obsm/varm)."""
+        if not isinstance(self._parent_mapping, AxisArrays):
+            raise AttributeError(f"{type(self).__name__!r} of {self.attrname} has no attribute 'dim_names'")
+        return self._view_parent.obs_names if self.axes[0] == 0 else self._view_parent.var_names
+
+    def to_df(self) -> pd.DataFrame:
+        """The subset values as one DataFrame (see :meth:`AxisArrays.to_df`)."""
+        return axis_frame(self, self.dim_names)
 
     def _is_layers(self) -> bool:
         return isinstance(self._parent_mapping, Layers)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from annio._core.aligned import check_X, coerce_array, new_mapping, non_2d_message
+from annio._core.aligned import check_X, coerce_array, infer_dims, new_mapping, non_2d_message
 from annio._core.index import compose_index, normalize_indices, subset_2d, subset_axis
 from annio._core.conversion import MAPPINGS as _MAPPINGS
 from annio._core.conversion import ConversionMixin, is_anndata_object
@@ -31,6 +31,7 @@ from annio._core.views import (
     drop_unused_categories,
     to_actual,
 )
+from annio.errors import ImplicitModificationWarning
 from annio.settings import settings
 
 __all__ = ["AnnData"]
@@ -152,6 +153,9 @@ class AnnData(ConversionMixin, NamesMixin):
                 raise ValueError("`shape` needs to be `None` if `X` is not `None`.")
             X = check_X(to_actual(X))
         n_obs, n_vars = X.shape[:2] if X is not None else (shape if shape is not None else (None, None))
+        if X is None and shape is None:  # as anndata: the annotations tell the shape
+            found = infer_dims(dict(layers=layers, obsm=obsm, varm=varm, obsp=obsp, varp=varp))
+            n_obs, n_vars = (n if given is None else None for n, given in zip(found, (obs, var), strict=True))
         self._obs = make_dim_frame(to_actual(obs), "obs", n_obs)
         self._var = make_dim_frame(to_actual(var), "var", n_vars)
         for attr, df, n, dim in (("obs", self._obs, n_obs, "rows"), ("var", self._var, n_vars, "columns")):
@@ -360,6 +364,9 @@ class AnnData(ConversionMixin, NamesMixin):
                 value = value.reshape(self.shape)
             if (msg := non_2d_message(value, name="X")) is not None:
                 warnings.warn(msg, UserWarning, stacklevel=2)
+        if self.is_view and value is not None and not settings.copy_on_write_X:
+            self._write_X_through(value)
+            return
         if self.is_view:
             new = actualize_view(self, "X", stacklevel=3)
             new.X = value
@@ -371,6 +378,21 @@ class AnnData(ConversionMixin, NamesMixin):
             self._X = value
 
     X = X.deleter(lambda self: setattr(self, "X", None))
+
+    def _write_X_through(self, value: Any) -> None:
+        """anndata 0.12 (``settings.copy_on_write_X = False``): a view's new X goes into its
+        parent's X at the view's positions; the view stays a view."""
+        warnings.warn(
+            "Setting `.X` of a view writes into the parent AnnData because "
+            "`settings.copy_on_write_X` is False; anndata 0.13 (and annio's default) copy the view instead.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        warnings.warn("Setting `.X` of a view overwrites the parent's data.", ImplicitModificationWarning, stacklevel=3)
+        ref_X = self._adata_ref._get_actual_X()
+        oidx, vidx = self._oidx, self._vidx
+        key = (oidx, vidx) if isinstance(oidx, slice) or isinstance(vidx, slice) else np.ix_(oidx, vidx)
+        ref_X[key] = value.toarray() if hasattr(value, "toarray") and not hasattr(ref_X, "tocsr") else value
 
     # -- aligned mappings ------------------------------------------------------------
     def _mapping(self, attr: str) -> Any:

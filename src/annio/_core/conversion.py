@@ -22,6 +22,15 @@ __all__ = ["ConversionMixin", "MAPPINGS", "is_anndata_object"]
 MAPPINGS = ("obsm", "varm", "obsp", "varp", "layers")
 
 
+def _same_path(a: Any, b: Any) -> bool:
+    import os  # noqa: PLC0415
+
+    try:
+        return os.path.realpath(os.fspath(a)) == os.path.realpath(os.fspath(b))
+    except TypeError:
+        return False
+
+
 def _shallow(frame: Any) -> Any:
     return frame if is_lazy_frame(frame) else frame.copy(deep=False)
 
@@ -91,6 +100,11 @@ class ConversionMixin:
 
         Data is shared with ``self``; ``raw`` is dropped.
         """
+        if self.isbacked:
+            raise ValueError(
+                "Cannot transpose an AnnData whose X is backed by a file (h5py/zarr arrays); "
+                "load it with `.to_memory()` first."
+            )
         if self.is_view:
             raise ValueError(
                 "You’re trying to transpose a view of an `AnnData`, which is currently not implemented. "
@@ -103,7 +117,7 @@ class ConversionMixin:
             X=None if X is None else X.T,
             obs=self._var.copy(deep=False),
             var=self._obs.copy(deep=False),
-            uns=dict(self._uns),
+            uns=self._uns,  # as anndata: the transpose shares the uns dict
             obsm=self._varm.as_dict(),
             varm=self._obsm.as_dict(),
             obsp=self._varp.as_dict(),
@@ -157,6 +171,8 @@ class ConversionMixin:
         if filename is None:
             filename = self.filename
         service("write_h5ad")(filename, self, **kwargs)
+        if self.isbacked and _same_path(filename, self.filename):
+            self.file.close()  # as anndata: the backing file is closed after writing it
 
     write = write_h5ad
 

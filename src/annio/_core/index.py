@@ -137,6 +137,8 @@ def normalize_index(idx: Any, names: pd.Index, axis_name: str = "obs") -> Index1
         )
     if idx is None or isinstance(idx, (float, np.floating, dict)):
         raise IndexError(f"Unknown indexer {idx!r} of type {type(idx)}")
+    if type(idx).__module__.startswith("xarray") and hasattr(idx, "dims") and len(idx.dims) == 1:
+        idx = np.asarray(idx)  # an xarray DataArray (e.g. a mask built from a lazy obs)
     if not isinstance(idx, (np.ndarray, Sequence, pd.Index, pd.Series, pd.api.extensions.ExtensionArray)) and not (
         sparse.issparse(idx)
     ):

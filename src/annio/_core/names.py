@@ -71,6 +71,8 @@ def prep_dim_index(index: Any, attr: str) -> pd.Index:
         return index
     if not settings.restrict_index_types or _is_string_index(index):
         return index
+    if isinstance(index, pd.CategoricalIndex) and _is_string_index(index.categories):
+        return index  # as anndata: categorical names stay categorical
     warnings.warn("Transforming to str index.", ImplicitModificationWarning, stacklevel=4)
     return pd.Index(index.astype(str), name=index.name)
 
@@ -91,9 +93,18 @@ def make_dim_frame(value: Any, attr: str, n: int | None) -> Any:
     elif isinstance(value, Mapping):
         columns = dict(value)
         names = columns.pop(f"{attr}_names", None)
-        df = pd.DataFrame(columns, index=names)
+        alias = "row_names" if attr == "obs" else "col_names"  # anndata's older spelling
         if names is None:
-            df.index = default_index(len(df))
+            names = columns.pop(alias, None)
+        if names is not None:
+            df = pd.DataFrame(columns, index=names)
+        else:
+            try:  # sized by X when known, so that ``{}`` and scalar columns fill it
+                df = pd.DataFrame(columns, index=None if n is None else default_index(n))
+            except ValueError:  # lengths differ from X: the caller reports the mismatch
+                df = pd.DataFrame(columns)
+            if n is None or len(df) != n:
+                df.index = default_index(len(df))
     else:
         raise ValueError(f"Can only accept a pandas.DataFrame, a mapping or None as `{attr}`, not {type(value)}.")
     df.index = prep_dim_index(df.index, attr)
@@ -227,6 +238,8 @@ class NamesMixin:
         self._set_names("var", names)
 
     def _set_names(self, attr: str, names: Any) -> None:
+        if isinstance(names, pd.Series) and not isinstance(names.name, str):
+            names = pd.Index(names.array).rename(None)  # as anndata: a Series' non-string name is dropped
         if not isinstance(names, pd.Index):
             names = pd.Index(names)
         if not isinstance(names.name, (str, type(None))):

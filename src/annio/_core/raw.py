@@ -64,7 +64,9 @@ class Raw:
         if isinstance(value, Mapping):
             return cls(adata, **dict(value))
         if hasattr(value, "X") and hasattr(value, "var") and hasattr(value, "varm"):
-            return cls(adata, X=copy_element(value.X), var=copy_element(value.var), varm=value.varm.copy())
+            # as anndata: an in-memory X is shared with the raw, var and varm are copied
+            X = copy_element(value.X) if getattr(value, "isbacked", False) else value.X
+            return cls(adata, X=X, var=copy_element(value.var), varm=value.varm.copy())
         raise ValueError(f"Can only set raw to an AnnData, a Raw, a mapping or None, not {type(value)}.")
 
     @classmethod

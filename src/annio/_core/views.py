@@ -43,6 +43,8 @@ __all__ = [
     "to_actual",
     "drop_unused_categories",
     "copy_element",
+    "is_awkward",
+    "awkward_view_class",
 ]
 
 
@@ -272,9 +274,51 @@ class DictView(MutableMapping):
         return _copy.deepcopy(to_actual(self))
 
 
+def is_awkward(obj: Any) -> bool:
+    """Whether ``obj`` is an awkward (high-level) array, without importing awkward."""
+    return type(obj).__module__.startswith("awkward") and hasattr(obj, "layout") and hasattr(obj, "fields")
+
+
+_AWKWARD_VIEW: list[type] = []
+
+
+def awkward_view_class() -> type:
+    """The view class of awkward arrays, made on first use (awkward is optional).
+
+    awkward resets an array's class from its layout parameters whenever the layout changes;
+    the view class keeps itself instead, so field assignment still copies the view.
+    """
+    if not _AWKWARD_VIEW:
+        import awkward as ak  # noqa: PLC0415 - optional dependency, present when an awkward array is
+
+        class AwkwardArrayView(_ViewMixin, ak.Array):
+            """An awkward array subset from an AnnData element; assigning a field copies the view."""
+
+            def _update_class(self, restore: Any = None) -> None:
+                super()._update_class(restore)
+                self.__class__ = AwkwardArrayView
+
+            def __reduce__(self) -> Any:
+                return ak.Array(self.layout, behavior=self.behavior).__reduce__()
+
+        _AWKWARD_VIEW.append(AwkwardArrayView)
+    return _AWKWARD_VIEW[0]
+
+
+def _awkward_as_view(obj: Any, ref: ElementRef | None) -> Any:
+    import awkward as ak  # noqa: PLC0415 - optional dependency
+
+    view = ak.Array(obj.layout, behavior=obj.behavior)
+    view.__class__ = awkward_view_class()
+    view._view_args = ref
+    return view
+
+
 @singledispatch
 def as_view(obj: Any, ref: ElementRef | None) -> Any:
     """Wrap an element subset from an AnnData in its view class (unknown types pass through)."""
+    if is_awkward(obj):
+        return _awkward_as_view(obj, ref)
     return obj
 
 
@@ -355,7 +399,17 @@ def to_actual(obj: Any) -> Any:
         return pd.DataFrame(obj)
     if isinstance(obj, DictView):
         return {k: to_actual(v) for k, v in obj._data.items()}
+    if _AWKWARD_VIEW and isinstance(obj, _AWKWARD_VIEW[0]):
+        import awkward as ak  # noqa: PLC0415 - optional dependency
+
+        return ak.Array(obj.layout, behavior=obj.behavior)
     return obj
+
+
+def _materialize_awkward(obj: Any) -> Any:
+    import awkward as ak  # noqa: PLC0415 - optional dependency
+
+    return ak.materialize(obj)  # lazily read arrays hold virtual buffers; load them
 
 
 def materialize(obj: Any) -> Any:
@@ -370,6 +424,8 @@ def materialize(obj: Any) -> Any:
         return {k: materialize(v) for k, v in data.items()}
     if type(obj).__module__.startswith("dask") and hasattr(obj, "compute"):
         return obj.compute()
+    if is_awkward(obj):
+        return _materialize_awkward(obj)
     return obj
 
 
@@ -422,6 +478,10 @@ def copy_element(obj: Any) -> Any:
     if isinstance(obj, (DictView, dict)):
         data = obj._data if isinstance(obj, DictView) else obj
         return {k: copy_element(v) for k, v in data.items()}
+    if is_awkward(obj):
+        import awkward as ak  # noqa: PLC0415 - optional dependency
+
+        return ak.copy(ak.materialize(to_actual(obj)))
     module = type(obj).__module__
     if hasattr(obj, "to_memory") and not module.startswith(("dask", "xarray")):
         return obj.to_memory()  # backed arrays of the I/O layer

@@ -244,6 +244,8 @@ def _stride_from_chunks(source: SparseSource, chunks: Any) -> int:
     if chunks is None:
         return sparse_stride(source)
     hint = "(1000, -1)" if source.fmt == "csr" else "(-1, 1000)"
+    if isinstance(chunks, int | np.integer) and not isinstance(chunks, bool):
+        chunks = (chunks, -1) if source.fmt == "csr" else (-1, chunks)  # one int: the major axis
     if not isinstance(chunks, tuple | list) or len(chunks) != 2:
         raise ValueError(_MAJOR_ONLY.format(hint))
     major, minor = (chunks[0], chunks[1]) if source.fmt == "csr" else (chunks[1], chunks[0])

@@ -41,6 +41,17 @@ class _Full:
 _FULL = _Full()
 
 
+def _positions(idx: Any, n: int) -> np.ndarray:
+    """A normalised axis indexer as an array of positions."""
+    if idx is _FULL:
+        return np.arange(n, dtype=np.int64)
+    if isinstance(idx, slice):
+        return np.arange(*idx.indices(n), dtype=np.int64)
+    if isinstance(idx, int):
+        return np.array([idx], dtype=np.int64)
+    return np.asarray(idx, dtype=np.int64)
+
+
 def _split_index(index: Any) -> tuple[Any, Any]:
     """``(rows, cols)`` of a 2-D indexer (``x``, ``(x,)``, ``(x, y)``, with ``...``)."""
     if not isinstance(index, tuple):
@@ -231,6 +242,44 @@ class BackedSparseDataset:
         out = mtx if self.format == "csr" else mtx.T
         cls = result_class(self.format)
         return out if type(out) is cls else cls(out)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """Overwrite stored entries in place (anndata 0.12's backed sparse assignment).
+
+        Every selected position must already be stored: the sparsity structure cannot change
+        on disk (ValueError). Row and column selections combine as an outer product.
+        """
+        row, col = _split_index(index)
+        n_rows, n_cols = self.shape
+        rows = _positions(_normalize_axis(row, n_rows, 0), n_rows)
+        cols = _positions(_normalize_axis(col, n_cols, 1), n_cols)
+        values = value.toarray() if sp.issparse(value) else np.asarray(value)
+        try:
+            values = np.broadcast_to(values, (len(rows), len(cols)))
+        except ValueError as err:
+            raise ValueError(f"{self._node.path}: cannot assign shape {values.shape} to a ({len(rows)}, {len(cols)}) selection") from err
+        major, minor = (rows, cols) if self.format == "csr" else (cols, rows)
+        if self.format == "csc":
+            values = values.T
+        if not len(major) or not len(minor):
+            return
+        indptr = self._indptr()
+        if indptr is None:
+            indptr = self._indptr_node.read().astype(np.int64, copy=False)
+        start, stop = int(indptr[major].min()), int(indptr[major + 1].max())
+        stored_minor = self._indices.read(slice(start, stop))
+        block = self._data.read(slice(start, stop))
+        for i, m in enumerate(major):
+            lo, hi = int(indptr[m]) - start, int(indptr[m + 1]) - start
+            where = {int(k): lo + p for p, k in enumerate(stored_minor[lo:hi])}
+            try:
+                block[[where[int(k)] for k in minor]] = values[i]
+            except KeyError:
+                raise ValueError(
+                    f"{self._node.path}: You cannot change the sparsity structure of a SparseDataset "
+                    "(only stored entries can be assigned)."
+                ) from None
+        self._data.write(slice(start, stop), block)
 
     def to_memory(self) -> sp.csr_matrix | sp.csc_matrix | sp.csr_array | sp.csc_array:
         """The whole matrix in memory (validated)."""

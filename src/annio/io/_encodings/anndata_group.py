@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from annio._core.aligned import value_shape
+from annio._core.aligned import element_shape
 from annio.errors import FormatError
 from annio.io._encodings.registry import GroupEncoding, IOSpec, Reader, Writer, register
 from annio.io._storage.adapter import StorageGroup
@@ -91,7 +91,7 @@ def check_shapes(path: str, parts: dict[str, Any]) -> None:
         for key, value in (parts.get(name) or {}).items():
             expected.append((f"{name}/{key}", value, dims))
     for rel, value, dims in expected:
-        shape = value_shape(value)
+        shape = element_shape(value)
         for axis, want in enumerate(dims):
             if want is not None and (len(shape) <= axis or shape[axis] != want):
                 raise FormatError(f"{base}/{rel}", f"shape {shape} does not fit the object (axis {axis} should be {want})")

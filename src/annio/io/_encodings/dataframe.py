@@ -35,10 +35,15 @@ def check_columns(path: str, df: pd.DataFrame) -> None:
         raise ValueError(f"{path}: index name {name!r} is also a column name with different values")
 
 
-def index_values(path: str, index: pd.Index) -> np.ndarray:
-    """The index as an object array of ``str`` (always stored as a plain ``string-array``)."""
+def index_values(path: str, index: pd.Index) -> Any:
+    """The index as it is stored: as anndata, a categorical index stays categorical and a
+    numeric one numeric (it reads back as written); anything else is an array of ``str``."""
     if index.hasnans:
         raise ValueError(f"{path}: the index holds missing values, which cannot be stored")
+    if isinstance(index, pd.CategoricalIndex):
+        return pd.Categorical(index)
+    if index.dtype.kind in "iuf" and not isinstance(index, pd.MultiIndex):
+        return index.to_numpy()
     values = index.to_numpy()
     if values.dtype.kind not in "OU" or index.inferred_type not in ("string", "empty"):
         values = index.astype(str).to_numpy()

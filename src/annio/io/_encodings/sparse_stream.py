@@ -85,7 +85,9 @@ def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, .
     data = _Appender(group, "data", dtype, kwargs)
     indices = _Appender(group, "indices", index_dtype, kwargs)
     indptr_parts = [np.zeros(1, dtype=np.int64)]
-    nnz = 0
+    # a backed source keeps its stored int64 indptr; otherwise int32 while the values fit
+    stored = getattr(getattr(value, "_indptr_node", None), "dtype", None)
+    nnz, given_int64 = 0, stored == np.int64
     row_bytes = max(1, int(n_minor * 0.05) * (dtype.itemsize + index_dtype.itemsize))  # ~5% dense guess
     for sel in _major_blocks(value, fmt, n_major, row_bytes):
         block = value[sel] if fmt == "csr" else value[:, sel]
@@ -100,5 +102,6 @@ def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, .
     data.close()
     indices.close()
     indptr = np.concatenate(indptr_parts)
-    indptr_dtype = dataset_kwargs.get("indptr_dtype") or (np.int32 if nnz < np.iinfo(np.int32).max else np.int64)
+    small = nnz < np.iinfo(np.int32).max and not given_int64
+    indptr_dtype = dataset_kwargs.get("indptr_dtype") or (np.int32 if small else np.int64)
     group.create_array("indptr", indptr.astype(indptr_dtype), dataset_kwargs=kwargs, resizable=True)

@@ -23,8 +23,8 @@ import numpy as np
 import zarr
 from zarr.dtype import VariableLengthUTF8
 
-from annio.errors import FormatError
-from annio.io._storage import create, guards, h5_chunks, h5_small, zarr_shards
+from annio.errors import FormatError, MissingElementError
+from annio.io._storage import create, guards, h5_chunks, h5_small, opened, zarr_shards
 from annio.io._storage.ranges import gather_index
 from annio.io._storage.attrs import Attributes, attr_to_json, dumps_json
 from annio.io._storage.dtypes import (
@@ -329,6 +329,8 @@ class StorageGroup(StorageNode):
         return len(self.keys())
 
     def __contains__(self, key: object) -> bool:
+        if opened.remembers(self):
+            return opened.contains(self, key)
         try:
             return key in self.raw
         except KeyError:
@@ -337,13 +339,16 @@ class StorageGroup(StorageNode):
             raise FormatError(self._child_path(str(key)), f"could not open element: {err}") from err
 
     def __getitem__(self, key: str) -> StorageGroup | StorageArray:
+        return opened.child(self, key, self._open)
+
+    def _open(self, key: str) -> StorageGroup | StorageArray:
         try:
             child = self.raw[key]
         except KeyError as err:
             if self.backend == "hdf5" and "doesn't exist" not in str(err) and "not found" not in str(err).lower():
                 # h5py raises KeyError for damaged object headers too
                 raise FormatError(self._child_path(key), f"could not open element: {err.args[0] if err.args else err}") from err
-            raise FormatError(self._child_path(key), "element is missing") from None
+            raise MissingElementError(self._child_path(key), "element is missing") from None
         except _BACKEND_ERRORS as err:
             raise FormatError(self._child_path(key), f"could not open element: {err}") from err
         return wrap(child)

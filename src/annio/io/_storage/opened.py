@@ -1,0 +1,48 @@
+"""Opened children of read-only zarr groups, remembered per group wrapper, so that each
+node's metadata document is fetched once per open (a membership test and the opening would
+otherwise each fetch it, and a sparse group's arrays were fetched three times)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from annio.errors import MissingElementError
+
+__all__ = ["child", "contains", "remembers"]
+
+
+def _cache(group: Any) -> dict[str, Any] | None:
+    if group.backend != "zarr" or not getattr(getattr(group.raw, "store", None), "read_only", False):
+        return None  # writable stores can change under us; h5py opens are cheap
+    cache = group.__dict__.get("_opened")
+    if cache is None:
+        cache = group.__dict__["_opened"] = {}
+    return cache
+
+
+def child(group: Any, key: str, open_child: Callable[[str], Any]) -> Any:
+    """``group[key]``, opened once per wrapper for read-only zarr stores."""
+    cache = _cache(group)
+    if cache is None:
+        return open_child(key)
+    if key not in cache:
+        cache[key] = open_child(key)
+    return cache[key]
+
+
+def remembers(group: Any) -> bool:
+    """Whether ``group`` remembers its opened children (read-only zarr stores)."""
+    return _cache(group) is not None
+
+
+def contains(group: Any, key: object) -> bool:
+    """Whether ``key`` is a child of a remembering group, answered by opening it (and
+    remembering it): a missing child is ``False``, a damaged one raises ``FormatError``."""
+    if not isinstance(key, str):
+        return False
+    try:
+        group[key]
+    except MissingElementError:
+        return False
+    return True
