@@ -25,13 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import os
+import re
+from pathlib import Path
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LatencyProxy", "ProxyRequest", "chain_depth"]
+__all__ = ["LatencyProxy", "ProxyRequest", "chain_depth", "RemoteProxy", "CONTROL_PREFIX"]
+
+#: Requests below this path are answered by the proxy itself (``stats``, ``reset``), uncounted.
+CONTROL_PREFIX = "/__proxy__/"
 
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
                 "proxy-authorization", "proxy-authenticate", "content-length", "content-encoding"}
@@ -87,10 +93,15 @@ class _Bandwidth:
 
 
 class LatencyProxy:
-    """Reverse proxy to ``upstream`` adding ``rtt`` seconds per request (see module doc)."""
+    """Reverse proxy to ``upstream`` adding ``rtt`` seconds per request (see module doc); with
+    ``root`` instead, it serves the files below that directory itself (GET/HEAD with
+    ``Range``), which keeps a slow upstream's CPU time out of benchmarks."""
 
-    def __init__(self, upstream: str, *, rtt: float = 0.02, bandwidth: float | None = None) -> None:
-        self.upstream = upstream.rstrip("/")
+    def __init__(self, upstream: str | None = None, *, rtt: float = 0.02, bandwidth: float | None = None, root: Any = None) -> None:
+        if (upstream is None) == (root is None):
+            raise ValueError("give exactly one of upstream (a URL to forward to) and root (a directory to serve)")
+        self.upstream = upstream.rstrip("/") if upstream else None
+        self.root = None if root is None else Path(root).resolve()
         self.rtt = float(rtt)
         self._bw = _Bandwidth(bandwidth)
         self.requests: list[ProxyRequest] = []
@@ -132,6 +143,11 @@ class LatencyProxy:
     async def _handle(self, request: Any) -> Any:
         from aiohttp import web
 
+        if request.path.startswith(CONTROL_PREFIX):  # statistics for a client in another process
+            if request.path.endswith("/reset"):
+                self.reset()
+            return web.json_response(self.stats())
+
         entry = ProxyRequest(request.method, request.path_qs, request.headers.get("Range"), time.monotonic())
         with self._lock:
             self.requests.append(entry)
@@ -139,6 +155,8 @@ class LatencyProxy:
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
         try:
             await asyncio.sleep(self.rtt)
+            if self.root is not None:
+                return await self._serve_file(request, entry)
             headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
             body = await request.read()
             async with self._session.request(request.method, self.upstream + request.path_qs, headers=headers,
@@ -156,6 +174,49 @@ class LatencyProxy:
             entry.end = time.monotonic()
             with self._lock:
                 self._in_flight -= 1
+
+    async def _serve_file(self, request: Any, entry: ProxyRequest) -> Any:
+        """Answer GET/HEAD from ``root`` (single ``Range`` requests as real servers do)."""
+        from aiohttp import web
+
+        path = (self.root / request.path.lstrip("/")).resolve()
+        if self.root not in path.parents and path != self.root or not path.is_file():
+            entry.status = 404
+            return web.Response(status=404)
+        size = path.stat().st_size
+        start, stop, status = 0, size, 200
+        rng = request.headers.get("Range")
+        if rng:
+            m = re.fullmatch(r"bytes=(\d*)-(\d*)", rng.strip())
+            if not m or (not m.group(1) and not m.group(2)):
+                entry.status = 416
+                return web.Response(status=416)
+            if m.group(1):
+                start = int(m.group(1))
+                stop = min(size, int(m.group(2)) + 1) if m.group(2) else size
+            else:
+                start = max(0, size - int(m.group(2)))
+            if start >= size:
+                entry.status = 416
+                return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+            status = 206
+        headers = {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
+        if status == 206:
+            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+        entry.status = status
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(stop - start)
+            return web.Response(status=status, headers=headers)
+
+        def read() -> bytes:
+            with open(path, "rb") as f:
+                f.seek(start)
+                return f.read(stop - start)
+
+        payload = await asyncio.get_running_loop().run_in_executor(None, read)
+        entry.nbytes = len(payload)
+        await self._bw.take(len(payload))
+        return web.Response(status=status, headers=headers, body=payload)
 
     async def _serve(self) -> None:
         import aiohttp
@@ -201,6 +262,39 @@ class LatencyProxy:
 
     def __enter__(self) -> LatencyProxy:
         return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class RemoteProxy:
+    """Client side of a proxy running in another process (see :func:`serve_in_subprocess`):
+    the same ``url``, ``reset()`` and ``stats()`` as :class:`LatencyProxy`."""
+
+    def __init__(self, url: str, process: Any = None) -> None:
+        self.url = url
+        self.process = process
+
+    def _call(self, what: str) -> dict[str, Any]:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}{CONTROL_PREFIX}{what}", timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def reset(self) -> None:
+        self._call("reset")
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("stats")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> RemoteProxy:
+        return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()

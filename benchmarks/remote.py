@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import BENCH_DIR, DATA_DIR
-from .latency_proxy import LatencyProxy
+from .latency_proxy import LatencyProxy, RemoteProxy
 
 REMOTE_DIR = DATA_DIR / "remote-v1"
 N_OBS, N_VARS, DENSITY = 50_000, 8_000, 0.01
@@ -155,15 +155,38 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any, str], Any], int]] = {
 }
 
 
+def serve_forever(root: Path, rtt: float, bandwidth: float | None) -> None:
+    """Serve ``root`` behind a proxy; print the proxy URL; stop when stdin closes."""
+    import sys
+
+    with LatencyProxy(root=root, rtt=rtt, bandwidth=bandwidth) as proxy:
+        print(proxy.url, flush=True)
+        sys.stdin.read()
+
+
+def start_proxy_process(root: Path, rtt: float, bandwidth: float | None) -> RemoteProxy:
+    """File server + proxy in a subprocess, so that their CPU work (and GIL) does not slow
+    the client being measured."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.remote", "serve", str(root), str(rtt), str(bandwidth or 0)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(BENCH_DIR.parent), text=True)
+    url = proc.stdout.readline().strip()  # type: ignore[union-attr]
+    if not url.startswith("http"):
+        proc.kill()
+        raise RuntimeError("proxy subprocess did not start")
+    return RemoteProxy(url, proc)
+
+
 def run(rtts: list[float], only: list[str] | None, libs: list[str], bandwidth: float, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     import importlib
 
     root = ensure_remote_data(log)
-    server = FileServer(root)
     results: list[dict[str, Any]] = []
-    try:
+    if True:
         for rtt in rtts:
-            with LatencyProxy(server.url, rtt=rtt, bandwidth=bandwidth) as proxy:
+            with start_proxy_process(root, rtt, bandwidth) as proxy:
                 for name, (target, func, depth) in WORKLOADS.items():
                     if only and not any(o in name for o in only):
                         continue
@@ -184,8 +207,6 @@ def run(rtts: list[float], only: list[str] | None, libs: list[str], bandwidth: f
                     fetched = [row[lib]["bytes"] for lib in libs if "bytes" in row[lib]]
                     row["floor"] = depth * rtt + (min(fetched) if fetched else 0) / bandwidth
                     results.append(row)
-    finally:
-        server.stop()
     return results
 
 
@@ -208,6 +229,12 @@ def render(results: list[dict[str, Any]], libs: list[str], bandwidth: float) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        serve_forever(Path(argv[1]), float(argv[2]), float(argv[3]) or None)
+        return 0
     parser = argparse.ArgumentParser(prog="python -m benchmarks remote")
     parser.add_argument("--rtt", default="20", help="comma-separated round trips in ms (e.g. 5,20,50)")
     parser.add_argument("--only", default="", help="comma-separated substrings of workload names")

@@ -93,8 +93,11 @@ def read_zarr(store: Any, *, storage_options: Mapping[str, Any] | None = None) -
     ``http(s)://`` URL, store object or ``zarr.Group``) into an :class:`annio.AnnData`.
     Consolidated metadata is used when present (one request to open a remote store);
     ``storage_options`` configure URL access (endpoint, credentials, ``anon``)."""
+    from annio.io._storage import prefetch
+
     with zarrs_context(), open_zarr_read(store, storage_options=storage_options) as group:
-        parts = read_root(group)
+        with prefetch.prefetching(group, prefetch.plan_tree(group)):  # remote: all objects at once
+            parts = read_root(group)
     return build_adata(parts)
 
 

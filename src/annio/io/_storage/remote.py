@@ -229,7 +229,9 @@ def zarr_store_from_url(
             opts.setdefault("simple_links", False)
         store = FsspecStore.from_url(url.rstrip("/"), storage_options=opts, read_only=read_only)
     if read_only and prefetch_metadata:
-        store = MetadataPrefetchStore(store, zarr_format=zarr_format)
+        from annio.io._storage.prefetch import PrefetchStore
+
+        store = PrefetchStore(store, zarr_format=zarr_format)  # a MetadataPrefetchStore that also prefetches
     return store
 
 
