@@ -70,6 +70,13 @@ class ConversionMixin:
         result._materialize()
         return result
 
+    async def to_memory_async(self, copy: bool = False) -> AnnData:
+        """:meth:`to_memory` for coroutines (``await lazy[cells].to_memory_async()``): the
+        reads run off the caller's event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self.to_memory, copy)
+
     def _materialize(self) -> None:
         """Load every lazy element (dask arrays, lazy frames) of this object in place; all
         dask arrays are computed together."""
