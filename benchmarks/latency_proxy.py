@@ -164,6 +164,8 @@ class LatencyProxy:
                                              auto_decompress=False) as upstream:
                 payload = await upstream.read()
                 out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
+                if request.method == "HEAD" and "Content-Length" in upstream.headers:
+                    out_headers["Content-Length"] = upstream.headers["Content-Length"]
                 if upstream.headers.get("Content-Encoding"):
                     out_headers["Content-Encoding"] = upstream.headers["Content-Encoding"]
                 entry.status = upstream.status
