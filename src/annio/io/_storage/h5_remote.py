@@ -5,7 +5,8 @@ waited for in turn. A full ``read_h5ad`` needs (nearly) every byte of the file a
 here the file is fetched as ``ceil(size / part)`` ranges of :data:`PART_BYTES`, all in
 flight together (bounded by ``settings.io_concurrency``), into one buffer that HDF5 then
 opens as an in-memory file image (core driver, no backing store): one size request, then
-one batch of ranges — two round trips deep whatever the file's layout.
+one batch of ranges — two round trips deep whatever the file's layout. obstore does the
+requests when installed (``storage_options={"backend": "fsspec"}`` forces fsspec).
 
 Files larger than ``settings.remote_prefetch_bytes`` are opened through the block-cached
 file object of :func:`annio.io._storage.remote.open_h5_file_from_url` instead.
@@ -44,11 +45,50 @@ def _size(fs: Any, path: str) -> int:
     return int(size)
 
 
+def _obstore_target(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str] | None:
+    """(obstore store of the parent location, object name), or None to use fsspec."""
+    from annio.io._storage.remote import _OBSTORE_SCHEMES, _obstore_store, _split_backend, url_scheme
+
+    backend, options = _split_backend(storage_options)
+    if backend != "obstore" or url_scheme(url) not in _OBSTORE_SCHEMES or "?" in url:
+        return None
+    parent, _, name = url.rstrip("/").rpartition("/")
+    if not name or parent.endswith(":/"):
+        return None
+    return _obstore_store(parent, options), name
+
+
+async def _fetch_obstore(store: Any, name: str, max_bytes: int | None) -> bytes | None:
+    import obstore
+
+    from annio.io._storage import engine
+
+    size = int((await obstore.head_async(store, name))["size"])
+    if max_bytes is not None and size > max_bytes:
+        return None
+    out = bytearray(size)
+
+    async def part(start: int) -> None:
+        stop = min(start + PART_BYTES, size)
+        data = await obstore.get_range_async(store, name, start=start, end=stop)
+        view = memoryview(data)
+        if len(view) != stop - start:
+            raise FormatError("/", f"{name}: range {start}-{stop} returned {len(view)} bytes")
+        out[start:stop] = view
+
+    await engine.gather_limited(part(s) for s in range(0, size, PART_BYTES))
+    return bytes(out)
+
+
 def fetch_url_bytes(url: str, *, storage_options: Mapping[str, Any] | None = None, max_bytes: int | None = None) -> bytes | None:
-    """The whole object at ``url``, fetched as concurrent ranges; None when it is larger
-    than ``max_bytes``."""
+    """The whole object at ``url``, fetched as concurrent ranges (obstore when installed,
+    else fsspec's ``cat_ranges``); None when it is larger than ``max_bytes``."""
+    from annio.io._storage import engine
     from annio.settings import settings
 
+    target = _obstore_target(url, storage_options)
+    if target is not None:
+        return engine.run(_fetch_obstore(*target, max_bytes))
     fs, path = _fs(url, storage_options)
     size = _size(fs, path)
     if max_bytes is not None and size > max_bytes:
@@ -68,9 +108,14 @@ def fetch_url_bytes(url: str, *, storage_options: Mapping[str, Any] | None = Non
     return data
 
 
-async def fetch_url_bytes_async(url: str, **kwargs: Any) -> bytes | None:
+async def fetch_url_bytes_async(url: str, *, storage_options: Mapping[str, Any] | None = None, max_bytes: int | None = None) -> bytes | None:
     """:func:`fetch_url_bytes` without blocking the running event loop."""
-    return await asyncio.to_thread(fetch_url_bytes, url, **kwargs)
+    from annio.io._storage import engine
+
+    target = _obstore_target(url, storage_options)
+    if target is not None:
+        return await engine.run_async(_fetch_obstore(*target, max_bytes))
+    return await asyncio.to_thread(fetch_url_bytes, url, storage_options=storage_options, max_bytes=max_bytes)
 
 
 def open_h5_image(data: bytes, name: str = "remote.h5ad") -> h5py.File:
