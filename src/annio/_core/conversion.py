@@ -22,6 +22,17 @@ __all__ = ["ConversionMixin", "MAPPINGS"]
 MAPPINGS = ("obsm", "varm", "obsp", "varp", "layers")
 
 
+def _prefetching(adata: Any) -> Any:
+    from contextlib import nullcontext
+
+    from annio.errors import AnnioError
+
+    try:
+        return service("prefetch_lazy")(adata)
+    except AnnioError:  # annio._lazy not imported: nothing can be lazy
+        return nullcontext()
+
+
 def _shallow(frame: Any) -> Any:
     return frame if is_lazy_frame(frame) else frame.copy(deep=False)
 
@@ -60,6 +71,10 @@ class ConversionMixin:
         copy
             Also copy in-memory elements (otherwise they are shared with ``self``).
         """
+        with _prefetching(self):  # lazy objects from remote stores: one concurrent fetch
+            return self._to_memory(copy)
+
+    def _to_memory(self, copy: bool) -> AnnData:
         if copy or self.is_view or self.isbacked:
             result = self._copy_in_memory()
         else:

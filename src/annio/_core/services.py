@@ -22,6 +22,7 @@ _PROVIDERS = {
     "copy_backed": "annio.io",
     "write_h5ad": "annio.io",
     "write_zarr": "annio.io",
+    "prefetch_lazy": "annio._lazy",
 }
 _SERVICES: dict[str, Callable[..., Any]] = {}
 

@@ -8,13 +8,15 @@ request plus one concurrent batch (see :mod:`annio.io._storage.prefetch`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import zarr
 
 from annio.io._storage import prefetch
 
-__all__ = ["open_keys"]
+__all__ = ["open_keys", "prefetching_lazy_object"]
 
 
 def _index_keys(group: Any) -> list[str]:
@@ -42,3 +44,20 @@ def open_keys(group: Any, *, load_annotation_index: bool = True) -> list[str] | 
             if name in group:
                 keys.extend(_index_keys(group[name]))
     return keys
+
+
+@contextmanager
+def prefetching_lazy_object(adata: Any) -> Iterator[None]:
+    """While a lazily read AnnData (or a view of one) from a remote zarr store is loaded
+    (``to_memory``), serve its lazy elements from one concurrent fetch of their objects
+    (``uns`` is in memory already). Whole objects are fetched: a row selection touching part
+    of a shard still costs the shard, in exchange for one round trip instead of a chain."""
+    from annio._lazy.read import LazyFile
+
+    file = getattr(adata, "_file", None)
+    group = getattr(file, "_handle", None) if isinstance(file, LazyFile) else None
+    if not isinstance(group, zarr.Group) or prefetch.prefetch_store_of(group) is None:
+        yield
+        return
+    with prefetch.prefetching(group, prefetch.plan_tree(group, skip=("uns",))):
+        yield
