@@ -52,10 +52,8 @@ def prefetching_lazy_object(adata: Any) -> Iterator[None]:
     (``to_memory``), serve its lazy elements from one concurrent fetch of their objects
     (``uns`` is in memory already). Whole objects are fetched: a row selection touching part
     of a shard still costs the shard, in exchange for one round trip instead of a chain."""
-    from annio._lazy.read import LazyFile
-
-    file = getattr(adata, "_file", None)
-    group = getattr(file, "_handle", None) if isinstance(file, LazyFile) else None
+    file = getattr(adata, "_file", None)  # a LazyFile keeps the opened root group as _handle
+    group = getattr(file, "_handle", None) if getattr(file, "filename", 1) is None else None
     if not isinstance(group, zarr.Group) or prefetch.prefetch_store_of(group) is None:
         yield
         return
