@@ -7,6 +7,7 @@ Examples::
     python -m benchmarks run --size small --libs anndata --only read-,write-
     python -m benchmarks gen --size large                  # pre-generate cached inputs
     python -m benchmarks report benchmarks/out/results-medium-*.json   # re-render RESULTS.md
+    python -m benchmarks remote --rtt 5,20,50          # remote reads behind a latency proxy
 """
 
 from __future__ import annotations
@@ -102,6 +103,11 @@ def _report(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch the sub-command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["remote"]:  # its own options: see benchmarks/remote.py
+        from .remote import main as remote_main
+
+        return remote_main(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)

@@ -103,6 +103,11 @@ _OPTIONS = [
             "the parent's X at the view's positions and keeps the view (anndata 0.12)."),
     _Option("write_block_bytes", 256 * 2**20, _int_at_least(2**16),
             "Memory bound for streamed (block-wise) writes and conversions."),
+    _Option("io_concurrency", 64, _int_at_least(1),
+            "Requests kept in flight at once by remote reads (metadata, chunks, byte ranges)."),
+    _Option("remote_prefetch_bytes", 2**30, _int_at_least(0),
+            "Whole remote reads fetch every object of the elements they read concurrently into "
+            "memory first when the compressed total is at most this many bytes."),
 ]
 
 

@@ -340,3 +340,28 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HTTPServer
     finally:
         server.stop()
         thread.join(timeout=5)
+
+
+# ----------------------------------------------------------------------------- latency proxy
+@pytest.fixture()
+def latency_proxy() -> Iterator[Callable[..., Any]]:
+    """A factory of :class:`benchmarks.latency_proxy.LatencyProxy` instances in front of a
+    test server (``latency_proxy(upstream_url, rtt=...)``); they count requests, bytes, peak
+    in-flight requests and chain depth, and are stopped after the test."""
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks.latency_proxy import LatencyProxy
+
+    started: list[Any] = []
+
+    def make(upstream: str, *, rtt: float = 0.01, bandwidth: float | None = None) -> Any:
+        proxy = LatencyProxy(upstream, rtt=rtt, bandwidth=bandwidth).start()
+        started.append(proxy)
+        return proxy
+
+    try:
+        yield make
+    finally:
+        for proxy in started:
+            proxy.stop()

@@ -31,6 +31,17 @@ def _same_path(a: Any, b: Any) -> bool:
         return False
 
 
+def _prefetching(adata: Any) -> Any:
+    from contextlib import nullcontext
+
+    from annio.errors import AnnioError
+
+    try:
+        return service("prefetch_lazy")(adata)
+    except AnnioError:  # annio._lazy not imported: nothing can be lazy
+        return nullcontext()
+
+
 def _shallow(frame: Any) -> Any:
     return frame if is_lazy_frame(frame) else frame.copy(deep=False)
 
@@ -69,6 +80,10 @@ class ConversionMixin:
         copy
             Also copy in-memory elements (otherwise they are shared with ``self``).
         """
+        with _prefetching(self):  # lazy objects from remote stores: one concurrent fetch
+            return self._to_memory(copy)
+
+    def _to_memory(self, copy: bool) -> AnnData:
         if copy or self.is_view or self.isbacked:
             result = self._copy_in_memory()
         else:
@@ -78,6 +93,13 @@ class ConversionMixin:
             )
         result._materialize()
         return result
+
+    async def to_memory_async(self, copy: bool = False) -> AnnData:
+        """:meth:`to_memory` for coroutines (``await lazy[cells].to_memory_async()``): the
+        reads run off the caller's event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(self.to_memory, copy)
 
     def _materialize(self) -> None:
         """Load every lazy element (dask arrays, lazy frames) of this object in place; all

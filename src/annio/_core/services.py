@@ -24,6 +24,7 @@ _PROVIDERS = {
     "write_zarr": "annio.io",
     "to_anndata": "annio._bridge",
     "from_anndata": "annio._bridge",
+    "prefetch_lazy": "annio._lazy",
 }
 _SERVICES: dict[str, Callable[..., Any]] = {}
 

@@ -16,6 +16,8 @@ from annio._lazy.columns import LazyCategoricalArray, LazyCategoricalDtype, Lazy
 from annio._lazy.frame import Dataset2D, read_frame_lazy
 from annio._lazy.frame_write import write_frame
 from annio._lazy.read import LazyFile, read_elem_lazy, read_lazy
+from annio._lazy.plans import prefetching_lazy_object
+from annio._core.services import provide
 from annio.io._encodings.registry import provide_lazy_builder
 
 provide_lazy_builder("dense_array", dense_dask)
@@ -24,6 +26,7 @@ provide_lazy_builder("categorical", LazyCategoricalArray.from_node)
 provide_lazy_builder("masked", LazyMaskedArray.from_node)
 provide_lazy_builder("frame", read_frame_lazy)
 provide_lazy_builder("write_frame", write_frame)
+provide("prefetch_lazy", prefetching_lazy_object)
 
 __all__ = [
     "read_lazy",

@@ -94,6 +94,7 @@ class Dataset2D:
             columns = [str(k) for k in ds.data_vars if k != true_index_key]
         self._columns = list(columns)
         self._is_subset = is_subset
+        self._source: StorageGroup | None = None  # the stored frame (remote prefetching)
 
     # -- shape and labels --------------------------------------------------------------
     @property
@@ -202,7 +203,7 @@ class Dataset2D:
             columns=self._columns,
             is_subset=self._is_subset or not full,
             true_index_key=self._true_index_key,
-        )
+        )._with_source(self._source)
 
     def __getitem__(self, key: Any) -> Any:
         """A column name gives an xarray ``DataArray``; a list of names a ``Dataset2D``."""
@@ -217,7 +218,7 @@ class Dataset2D:
         names = keys + ([self._true_index_key] if self._true_index_key else [])
         return Dataset2D(
             self._ds[names], index=self._index, columns=keys, is_subset=self._is_subset, true_index_key=self._true_index_key
-        )
+        )._with_source(self._source)
 
     def __setitem__(self, key: str, value: Any) -> None:
         """Add or replace a column (an array of the frame's length, or a DataArray)."""
@@ -243,16 +244,46 @@ class Dataset2D:
         """A new frame over the same (lazy) columns; ``deep=True`` reads it into memory."""
         if deep:
             return self.to_memory()  # type: ignore[return-value]
-        return Dataset2D(self._ds.copy(deep=False), index=self._index, columns=list(self._columns), is_subset=self._is_subset, true_index_key=self._true_index_key)
+        return Dataset2D(self._ds.copy(deep=False), index=self._index, columns=list(self._columns), is_subset=self._is_subset, true_index_key=self._true_index_key)._with_source(self._source)
 
     def head(self, n: int = 5) -> pd.DataFrame:
         """The first ``n`` rows in memory."""
         return self.iloc[: max(0, n)].to_memory()
 
     # -- materialising -----------------------------------------------------------------
+    def _with_source(self, source: StorageGroup | None) -> Dataset2D:
+        self._source = source
+        return self
+
+    def _prefetch_keys(self) -> list[str] | None:
+        """Storage keys of the stored columns of this frame, for a remote store (else None)."""
+        from annio.io._storage import prefetch
+
+        node = self._source
+        if node is None or prefetch.prefetch_store_of(node) is None:
+            return None
+        keys: list[str] = []
+        for col in [*self._columns, *([self._true_index_key] if self._true_index_key else [])]:
+            if col in node:
+                keys.extend(prefetch.plan_tree(node[col]) or [])
+        return keys
+
     def to_memory(self, copy: bool = False) -> pd.DataFrame:
         """Read the (selected rows of the) frame into a ``pandas.DataFrame`` equal to an eager
-        read of the same element."""
+        read of the same element. From a remote store, the objects of every column are
+        fetched concurrently first."""
+        from annio.io._storage import prefetch
+
+        with prefetch.prefetching(self._source, self._prefetch_keys()):
+            return self._to_memory()
+
+    async def to_memory_async(self, copy: bool = False) -> pd.DataFrame:
+        """:meth:`to_memory` for coroutines: fetches without blocking the running event loop."""
+        from annio.io._storage import prefetch
+
+        return await prefetch.prefetching_async(self._source, self._prefetch_keys(), self._to_memory)
+
+    def _to_memory(self) -> pd.DataFrame:
         import dask
 
         names = list(self._columns)
@@ -387,7 +418,7 @@ def read_frame_lazy(node: StorageGroup, reader: Reader, *, use_range_index: bool
         value = _read_column(node[col], reader, chunks)
         variables[col] = _column_variable(dim, f"{node.path}/{col}", value, n)
     ds = xr.Dataset(variables, coords={dim: pd.Index(np.asarray(index, dtype=object), name=dim)}, attrs=ds_attrs)
-    return Dataset2D(ds, index=index, columns=columns, true_index_key=index_key if use_range_index else None)
+    return Dataset2D(ds, index=index, columns=columns, true_index_key=index_key if use_range_index else None)._with_source(node)
 
 
 def _read_column(node: Any, reader: Reader, chunks: Any) -> Any:

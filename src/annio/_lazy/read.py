@@ -159,7 +159,10 @@ def read_lazy(store: Any, *, load_annotation_index: bool = True, storage_options
         reader = Reader(lazy=True)
         parts: dict[str, Any] = {}
         override = settings.override(check_uniqueness=False) if use_range else nullcontext()
-        with override:
+        from annio._lazy.plans import open_keys
+        from annio.io._storage.prefetch import prefetching
+
+        with override, prefetching(group, open_keys(group, load_annotation_index=not use_range)):
             for key in _children(root, listable):
                 if key not in ANNDATA_KEYS:
                     continue

@@ -41,7 +41,7 @@ from annio._core.services import provide
 from annio.io._backed.file_backing import read_h5ad_backed
 from annio.io._root import build_adata, normalize_as_sparse, read_root, sparse_format
 
-__all__ = ["read_h5ad", "read_zarr", "write_h5ad", "write_zarr", "atomic_output"]
+__all__ = ["read_h5ad", "read_zarr", "write_h5ad", "write_zarr", "atomic_output", "zarr_read_parts"]
 
 def read_h5ad(
     filename: str | os.PathLike | h5py.File | h5py.Group,
@@ -78,8 +78,21 @@ def read_h5ad(
         return _read_h5ad_backed(filename, mode)
     targets = normalize_as_sparse(as_sparse)
     fmt = sparse_format(as_sparse_fmt)
-    with open_h5_read(filename, storage_options=storage_options) as f:
-        parts = read_root(f, as_sparse=targets, sparse_fmt=fmt, chunk_size=chunk_size)
+    return _read_h5ad_parts(filename, storage_options, dict(as_sparse=targets, sparse_fmt=fmt, chunk_size=chunk_size))
+
+
+def _read_h5ad_parts(filename: Any, storage_options: Mapping[str, Any] | None, kwargs: dict[str, Any], data: bytes | None = None) -> Any:
+    """Read an h5ad (a URL: fetched with concurrent large ranges first, see
+    :mod:`annio.io._storage.h5_remote`; ``data``: its bytes, already fetched)."""
+    from annio.io._storage import h5_remote
+    from annio.io._storage.stores import is_url
+
+    if is_url(filename):
+        opener = h5_remote.open_h5_url_read(filename, storage_options=storage_options, data=data)
+    else:
+        opener = open_h5_read(filename, storage_options=storage_options)
+    with opener as f:
+        parts = read_root(f, **kwargs)
     return build_adata(parts)
 
 
@@ -94,9 +107,17 @@ def read_zarr(store: Any, *, storage_options: Mapping[str, Any] | None = None) -
     ``http(s)://`` URL, store object or ``zarr.Group``) into an :class:`annio.AnnData`.
     Consolidated metadata is used when present (one request to open a remote store);
     ``storage_options`` configure URL access (endpoint, credentials, ``anon``)."""
+    from annio.io._storage import prefetch
+
     with zarrs_context(), open_zarr_read(store, storage_options=storage_options) as group:
-        parts = read_root(group)
-    return build_adata(parts)
+        with prefetch.prefetching(group, prefetch.plan_tree(group)):  # remote: all objects at once
+            return zarr_read_parts(group)
+
+
+def zarr_read_parts(group: Any) -> Any:
+    """The AnnData in an opened zarr group (its objects already prefetched when remote);
+    shared by :func:`read_zarr` and :func:`annio.aio.read_zarr`."""
+    return build_adata(read_root(group))
 
 
 # ============================================================================= writing

@@ -422,9 +422,13 @@ def read_elem(elem: Any) -> Any:
     Parameters
     ----------
     elem
-        An h5py File/Group/Dataset or zarr Group/Array.
+        An h5py File/Group/Dataset or zarr Group/Array. From a remote (URL-opened) zarr
+        store, every object below the element is fetched concurrently first.
     """
-    return Reader().read_elem(elem)
+    from annio.io._storage import prefetch
+
+    with prefetch.prefetching(elem, prefetch.plan_tree(elem)):
+        return Reader().read_elem(elem)
 
 
 def write_elem(store: Any, k: str, elem: Any, *, dataset_kwargs: Mapping[str, Any] = EMPTY) -> None:

@@ -58,6 +58,9 @@ class _Layout:
     level: int | None  # zstd level; None: no compression
     directory: Path  # the array's directory
     key: Callable[[tuple[int, ...]], str]  # shard grid coordinates -> chunk key
+    # reads a shard's bytes (None: missing); default: the local file. Remote stores whose
+    # shards were prefetched (annio.io._storage.prefetch) hand in their cache here.
+    source: Callable[[Path], bytes | None] | None = None
 
     @property
     def per_shard(self) -> tuple[int, ...]:
@@ -108,7 +111,10 @@ def _layout(arr: Any, *, writing: bool) -> _Layout | None:
             return None
         meta = arr.metadata
         store = arr.store
-        if meta.zarr_format != 3 or not arr.shape or not isinstance(store, LocalStore) or (writing and store.read_only):
+        source = None if writing else _cached_source(store, arr)
+        if meta.zarr_format != 3 or not arr.shape or (writing and store.read_only):
+            return None
+        if not isinstance(store, LocalStore) and source is None:
             return None
         if not writing and not _array_config(getattr(arr, "config", None), "read_missing_chunks", True):
             return None  # zarr >= 3.2 can be told to fail on missing chunks: leave that to zarr
@@ -136,11 +142,26 @@ def _layout(arr: Any, *, writing: bool) -> _Layout | None:
         shape = tuple(int(s) for s in arr.shape)
         if not len(shards) == len(chunks) == len(shape) or any(c <= 0 or s % c for s, c in zip(shards, chunks, strict=True)):
             return None
-        directory = Path(store.root) / arr.path if arr.path else Path(store.root)
+        if source is not None:
+            directory = Path(arr.path.strip("/") or ".")
+        else:
+            directory = Path(store.root) / arr.path if arr.path else Path(store.root)
         fill = np.asarray(arr.fill_value, dtype=dtype)
-        return _Layout("/" + arr.path.strip("/"), shape, shards, chunks, dtype.newbyteorder("<"), fill, level, directory, meta.encode_chunk_key)
+        return _Layout("/" + arr.path.strip("/"), shape, shards, chunks, dtype.newbyteorder("<"), fill, level, directory, meta.encode_chunk_key, source)
     except (AttributeError, TypeError, ValueError, NotImplementedError):  # an unusual array: let zarr handle it
         return None
+
+
+def _cached_source(store: Any, arr: Any) -> Callable[[Path], bytes | None] | None:
+    """A reader of ``arr``'s shards from a prefetch cache holding all of them, else None."""
+    cached = getattr(store, "cached_objects", None)
+    if cached is None or not arr.shape:
+        return None
+    prefix = arr.path.strip("/")
+    objects = cached([f"{prefix}/{k}" if prefix else k for k in arr._async_array._iter_shard_keys()])
+    if objects is None:
+        return None
+    return lambda path: objects[path.as_posix().lstrip("./") if not prefix else path.as_posix()]
 
 
 def can_write_direct(arr: Any) -> bool:
@@ -398,7 +419,7 @@ def read_shards(arr: zarr.Array, out: np.ndarray) -> None:
 
         def start(shard: tuple[int, ...]) -> list[Future]:
             path = lay.shard_path(shard)
-            buf = _read_file(path)
+            buf = (lay.source or _read_file)(path)
             origins = lay.inner(shard)
             if buf is None:
                 return [runner.submit(decode, origin, None, path) for origin in origins]
