@@ -20,6 +20,7 @@ from annio._core.aligned import check_X, coerce_array, new_mapping, non_2d_messa
 from annio._core.index import compose_index, normalize_indices, subset_2d, subset_axis
 from annio._core.conversion import MAPPINGS as _MAPPINGS
 from annio._core.conversion import ConversionMixin
+from annio._core.chunks import ChunksMixin
 from annio._core.names import NamesMixin, make_dim_frame
 from annio._core.raw import Raw
 from annio._core.services import service
@@ -77,7 +78,7 @@ def _mapping_property(attr: str, doc: str) -> property:
     )
 
 
-class AnnData(ConversionMixin, NamesMixin):
+class AnnData(ConversionMixin, ChunksMixin, NamesMixin):
     """An annotated data matrix: ``X`` (n_obs × n_vars) with ``obs``/``var`` tables and more.
 
     Parameters

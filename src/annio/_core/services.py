@@ -22,6 +22,8 @@ _PROVIDERS = {
     "copy_backed": "annio.io",
     "write_h5ad": "annio.io",
     "write_zarr": "annio.io",
+    "write_csvs": "annio.io",
+    "write_loom": "annio.io",
 }
 _SERVICES: dict[str, Callable[..., Any]] = {}
 
