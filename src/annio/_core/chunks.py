@@ -68,7 +68,7 @@ class ChunksMixin:
             select = int(select)
             n = self.n_obs if select > self.n_obs and not replace else select
             choice = np.random.choice(self.n_obs, n, replace=replace)
-        elif isinstance(select, Sequence | np.ndarray):
+        elif isinstance(select, Sequence | np.ndarray) and not isinstance(select, str):
             choice = np.asarray(select)
         else:
             raise ValueError("select should be int or array")

@@ -37,7 +37,7 @@ def _bytes(a: np.ndarray) -> np.ndarray:
     return np.char.encode(a.astype(str), "ascii")
 
 
-def write_h5_v3(path: Path, m: sp.csc_matrix, feats: dict[str, np.ndarray], bcs: np.ndarray) -> None:
+def write_h5_v3(path: Path, m: sp.csc_matrix, feats: dict[str, np.ndarray], bcs: np.ndarray, extra_tags: bool = False) -> None:
     kw = {"compression": "gzip", "compression_opts": 4, "chunks": True}
     with h5py.File(path, "w") as f:
         f.attrs["filetype"] = "matrix"
@@ -49,9 +49,14 @@ def write_h5_v3(path: Path, m: sp.csc_matrix, feats: dict[str, np.ndarray], bcs:
         g.create_dataset("indptr", data=m.indptr.astype(np.int64), **kw)
         g.create_dataset("shape", data=np.array(m.shape, dtype=np.int32))
         fg = g.create_group("features")
-        fg.create_dataset("_all_tag_keys", data=np.array([b"genome"]))
+        tags = ["genome", "read", "pattern", "sequence"] if extra_tags else ["genome"]
+        fg.create_dataset("_all_tag_keys", data=_bytes(np.array(tags)))
         for key in ("id", "name", "feature_type", "genome"):
             fg.create_dataset(key, data=_bytes(feats[key]), **kw)
+        if extra_tags:
+            n = len(feats["id"])
+            for key, value in (("read", "R2"), ("pattern", "5PNNNNNNNNNN(BC)"), ("sequence", "ACGT")):
+                fg.create_dataset(key, data=_bytes(np.array([value if t != "Gene Expression" else "" for t in feats["feature_type"]][:n])), **kw)
 
 
 def write_h5_v2(path: Path, per_genome: dict[str, tuple[sp.csc_matrix, dict[str, np.ndarray]]], bcs: np.ndarray) -> None:

@@ -68,7 +68,7 @@ def _read_v3(f: h5py.File, genome: str | None, gex_only: bool) -> AnnData:
     var = {"gene_ids": _strings(feats, "id"), "feature_types": _strings(feats, "feature_type")}
     if "genome" in feats:
         var["genome"] = _strings(feats, "genome")
-    for tag in (wrap(feats["_all_tag_keys"]).read() if "_all_tag_keys" in feats else []):
+    for tag in sorted(wrap(feats["_all_tag_keys"]).read() if "_all_tag_keys" in feats else []):
         if tag not in var and tag in feats and tag != "genome":
             var[tag] = _strings(feats, tag)
     names = to_str_index(_strings(feats, "name"))
@@ -81,7 +81,7 @@ def _read_v3(f: h5py.File, genome: str | None, gex_only: bool) -> AnnData:
         mask &= var["genome"] == genome
         if not mask.any():
             raise ValueError(f"Could not find data corresponding to genome {genome!r} in {f.filename}. "
-                             f"Available genomes are: {sorted(set(var['genome']))}.")
+                             f"Available genomes are: {sorted(set(var['genome']) - {''})}.")
     if gex_only:
         mask &= var["feature_types"] == _GEX
     return _subset_var(adata, mask)
@@ -185,13 +185,13 @@ def read_10x_mtx(
         raise ValueError(f"var_names must be 'gene_symbols' or 'gene_ids', not {var_names!r}")
     folder = Path(path)
     prefix = prefix or ""
-    if not folder.is_dir():
-        raise FileNotFoundError(f"No such folder: {str(folder)!r}")
     cache_file = Path("cache") / (str(folder.resolve()).strip("/").replace("/", "-") + f"-{prefix}{var_names}{int(gex_only)}.h5ad")
     if cache and cache_file.exists():
         from annio.io._files import read_h5ad  # noqa: PLC0415 - the same layer (io), needed only with cache
 
         return read_h5ad(cache_file)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No such folder: {str(folder)!r}")
     feats_path = _find(folder, prefix, ("features.tsv.gz", "features.tsv"))
     v3 = feats_path is not None
     if not v3:

@@ -36,4 +36,6 @@ def read_umi_tools(filename: str | os.PathLike, dtype: str | None = None) -> Ann
     if dtype is not None:
         counts = counts.astype(dtype)
     X = sp.csr_matrix((counts, (cell_idx, gene_idx)), shape=(len(cells), len(genes)))
-    return AnnData(X, obs=frame(to_str_index(cells)), var=frame(to_str_index(genes)))
+    obs, var = frame(to_str_index(cells)), frame(to_str_index(genes))
+    obs.index.name, var.index.name = "cell", "gene"
+    return AnnData(X, obs=obs, var=var)
