@@ -19,4 +19,6 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "data"
 OUT_DIR = BENCH_DIR / "out"
-LIBS = ("annio", "anndata")
+#: library configurations: ``name`` or ``name+config``; ``anndata+zarrs`` is anndata with
+#: zarr's codec pipeline set to zarrs (anndata's docs recommend it), run on zarr workloads
+LIBS = ("annio", "anndata", "anndata+zarrs")

@@ -97,8 +97,17 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement described by ``spec``; never raises."""
     stage = "import"
     try:
-        lib = importlib.import_module(spec["lib"])
+        lib_name, _, config = spec["lib"].partition("+")
         workload = WORKLOADS[spec["workload"]]
+        if config == "zarrs" and "zarr" not in workload.name:
+            return {"status": "n/a", "reason": "the zarrs pipeline only changes zarr workloads"}
+        lib = importlib.import_module(lib_name)
+        if config == "zarrs":
+            import zarr
+
+            zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"})
+        elif config:
+            raise ValueError(f"unknown library configuration {config!r}")
         missing = [r for r in workload.requires if not has_api(lib, r)]
         if missing:
             return {"status": "n/a", "reason": f"no {spec['lib']}.{missing[0]}"}

@@ -59,7 +59,7 @@ def _joined(values: list[str]) -> str:
 def table(results: dict[str, dict[str, Cell]], opts: Options, x_nbytes: int) -> str:
     """The markdown results table."""
     libs = opts.libs
-    ratio = len(libs) == 2
+    ratio = len(libs) >= 2
     head = ["workload", *(f"{lib} s" for lib in libs)] + (["ratio"] if ratio else [])
     head += [f"{lib} peak" for lib in libs] + ["disk", "files"] + [f"{lib} X MB/s" for lib in libs]
     rows = [head, ["---"] * len(head)]
@@ -67,8 +67,9 @@ def table(results: dict[str, dict[str, Cell]], opts: Options, x_nbytes: int) -> 
         cs = [cells[lib] for lib in libs]
         row = [name] + [_seconds(c, opts.repeats) for c in cs]
         times = [c.median("seconds") for c in cs]
-        if ratio:
-            row.append(f"{times[0] / times[1]:.2f}" if None not in times and times[1] else "-")
+        if ratio:  # the first library against the best of the others
+            rivals = [t for t in times[1:] if t]
+            row.append(f"{times[0] / min(rivals):.2f}" if times[0] is not None and rivals else "-")
         row += [fmt_bytes(c.median("peak_rss")) for c in cs]
         ok = [c for c in cs if c.runs]
         row.append(_joined([fmt_bytes(c.median("disk_bytes")) for c in ok]) if ok else "-")
@@ -136,14 +137,17 @@ def results_markdown(
         f"- Wall time of the run: {env['wall_seconds'] / 60:.1f} min",
         "",
     ]
-    ratio = f"- **ratio**: {libs[0]} time / {libs[-1]} time; below 1 means {libs[0]} is faster.\n"
+    ratio = (
+        f"- **ratio**: {libs[0]} time / the best time of {', '.join(libs[1:])}; below 1 means "
+        f"{libs[0]} is faster than every configuration of its rivals.\n"
+    )
     cache = "evicted with posix_fadvise(DONTNEED) before each read (--cold)" if opts.cold else "warm (page cache)"
     body = [
         "## Results",
         "",
         table(results, opts, manifest["x_nbytes"]),
         "",
-        NOTES.format(ratio=ratio if len(libs) == 2 else "", cache=cache),
+        NOTES.format(ratio=ratio if len(libs) >= 2 else "", cache=cache),
         machine_section(env["machine"], env["versions"], env.get("limits")),
         "",
     ]

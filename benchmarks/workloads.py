@@ -25,7 +25,7 @@ N_RANDOM_CELLS = 1_000
 LAZY_FORMATS = ("h5ad", "zarr3-sharded")
 MANY_FORMATS = ("h5ad", "zarr3-sharded")
 LAZY_OBS_COLUMNS = ("cell_type", "total_counts")  # one categorical, one float
-STREAMING_CONVERTER = "io.convert"  # used as lib.io.convert(src, dst) when present (settings apply)
+STREAMING_CONVERTER = "convert"  # used as lib.convert(src, dst) when present (settings apply)
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def convert_workload(target: str = "zarr3-sharded") -> Workload:
         configure(lib, fmt)
         out = ctx.scratch / input_name("base", fmt)
         if has_api(lib, STREAMING_CONVERTER):
-            convert = lib.io.convert
+            convert = lib.convert
             return Prepared(lambda: convert(src, out), disk=out, inputs=[src])
         return Prepared(lambda: write(lib, read(lib, src, FORMATS["h5ad"]), out, fmt), disk=out, inputs=[src])
 
@@ -240,6 +240,9 @@ def _build() -> dict[str, Workload]:
         for fmt_name in MANY_FORMATS:
             items += [write_workload(stem, fmt_name, False), read_workload(stem, fmt_name, False)]
     items += [convert_workload(), concat_memory_workload(), concat_disk_workload()]
+    from .realfiles import workloads as real_and_startup
+
+    items += real_and_startup()
     return {w.name: w for w in items}
 
 

@@ -156,12 +156,10 @@ class Raw:
 
     def to_adata(self) -> AnnData:
         """An AnnData with the raw X, var and varm and the parent's obs, obsm, obsp and uns."""
-        from annio._core.anndata import AnnData
-
         parent = self._adata
         oidx = self._obs_idx
         sub = parent if oidx is None else parent[oidx]
-        return AnnData(
+        return type(parent)(
             X=copy_element(self.X),
             obs=copy_element(sub.obs),
             var=copy_element(self._var),
