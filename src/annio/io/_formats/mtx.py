@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import scipy.io
 import scipy.sparse as sp
 
 from annio._core import AnnData
@@ -19,6 +18,8 @@ __all__ = ["read_mtx", "read_mtx_csr"]
 
 def read_mtx_csr(path: str | os.PathLike, dtype: str | np.dtype = "float32", *, transpose: bool = False) -> sp.csr_matrix:
     """The matrix of a Matrix Market file as CSR (of its transpose with ``transpose``)."""
+    import scipy.io  # 50 ms to import: only when a Matrix Market file is read
+
     try:
         with open_binary(path) as f:
             m = scipy.io.mmread(f)
