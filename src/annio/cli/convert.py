@@ -8,6 +8,11 @@ import time
 from annio.cli.options import add_storage_arguments, storage_options
 
 
+def _name(path: str) -> str:
+    """The last part of a path or URL (what the progress bar shows)."""
+    return str(path).rstrip("/").rsplit("/", 1)[-1] or str(path)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="input: .h5ad, zarr store, URL of either, .loom, 10x .h5, 10x matrix folder, .mtx(.gz)")
     parser.add_argument("target", help="output path: *.h5ad for HDF5, *.loom for loom, anything else (or *.zip) for zarr")
@@ -21,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from annio.cli.progress import progress_bar
 
     start = time.perf_counter()
-    with progress_bar(f"converting {args.source}", quiet=args.quiet) as update:
+    with progress_bar(f"converting {_name(args.source)}", quiet=args.quiet) as update:
         convert(args.source, args.target, zarr_format=args.zarr_format, compression=args.compression,
                 storage_options=storage_options(args), progress=update)
     if not args.quiet:

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = ["progress_bar", "interactive", "Update"]
 
 Update = Callable[[int, int], None]
+_MAX_DESCRIPTION = 40
 
 
 def interactive(quiet: bool = False) -> bool:
@@ -36,7 +37,7 @@ def progress_bar(description: str, *, quiet: bool = False, unit: str = "values")
     Parameters
     ----------
     description
-        Shown left of the bar (e.g. ``"converting a.h5ad"``).
+        Shown left of the bar (e.g. ``"converting a.h5ad"``; cut at 40 characters).
     quiet
         Never draw (``--quiet``).
     unit
@@ -45,6 +46,8 @@ def progress_bar(description: str, *, quiet: bool = False, unit: str = "values")
     if not interactive(quiet):
         yield _noop
         return
+    if len(description) > _MAX_DESCRIPTION:  # leave the bar room on narrow terminals
+        description = description[: _MAX_DESCRIPTION - 1] + "…"
     try:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

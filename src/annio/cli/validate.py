@@ -8,6 +8,11 @@ import warnings
 from annio.cli.options import add_storage_arguments, storage_options
 
 
+def _name(path: str) -> str:
+    """The last part of a path or URL (what the progress bar shows)."""
+    return str(path).rstrip("/").rsplit("/", 1)[-1] or str(path)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="an .h5ad file or a zarr store (or a URL of either)")
     add_storage_arguments(parser)
@@ -20,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from annio.io._storage.stores import open_read
 
     try:
-        with warnings.catch_warnings(record=True) as caught, progress_bar(f"validating {args.path}", quiet=args.quiet, unit="elements") as update:
+        with warnings.catch_warnings(record=True) as caught, progress_bar(f"validating {_name(args.path)}", quiet=args.quiet, unit="elements") as update:
             warnings.simplefilter("always")
             with open_read(args.path, storage_options=storage_options(args)) as root:
                 parts = read_root(root, on_part=lambda key, done, total: update(done, total))

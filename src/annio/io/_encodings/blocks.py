@@ -64,5 +64,7 @@ def copy_rows(source: Any, target: StorageArray) -> None:
     grid = target.shards or target.chunks or (1,)
     for rows in row_blocks(shape[0], row_bytes, align=grid[0]):
         block = _as_numpy(source[rows])
+        n_values = block.size
         target.write(rows, block)
-        report_progress(block.size)
+        del block  # before the next block is read: one block in memory at a time
+        report_progress(n_values)
