@@ -229,6 +229,48 @@ def concat_disk_workload() -> Workload:
     )
 
 
+def concat_genes_workload() -> Workload:
+    """``concat`` (outer join) of in-memory parts whose genes differ by 1% (each part lacks
+    a different 1% of the genes)."""
+
+    def setup(lib: ModuleType, ctx: Context) -> Prepared:
+        parts = []
+        for i, p in enumerate(ctx.parts()):
+            part = lib.read_h5ad(p)
+            n = part.n_vars
+            drop = np.zeros(n, dtype=bool)
+            step = max(1, n // 100)
+            drop[i * step : (i + 1) * step] = True
+            parts.append(part[:, ~drop].copy())
+        return Prepared(lambda: lib.concat(parts, join="outer"))
+
+    return Workload("concat-memory-genes1pct", setup, "outer concat of 4 in-memory parts, genes differ by 1%", True, ("concat",))
+
+
+def concat_lazy_workload() -> Workload:
+    """``concat`` of lazily opened h5ad parts, then ``to_memory()``."""
+
+    def setup(lib: ModuleType, ctx: Context) -> Prepared:
+        parts = [_lazy(lib, p) for p in ctx.parts()]
+        return Prepared(lambda: lib.concat(parts).to_memory(), inputs=ctx.parts())
+
+    return Workload("concat-lazy-to-memory", setup, "concat of 4 read_lazy parts + to_memory", True, ("concat",))
+
+
+def concat_disk_zarr_workload() -> Workload:
+    """``experimental.concat_on_disk`` of the h5ad parts into a sharded zarr v3 store."""
+    fmt = FORMATS["zarr3-sharded"]
+
+    def setup(lib: ModuleType, ctx: Context) -> Prepared:
+        configure(lib, fmt)
+        out, parts, concat_on_disk = ctx.scratch / "concat.zarr", ctx.parts(), experimental(lib).concat_on_disk
+        return Prepared(lambda: concat_on_disk(parts, out), disk=out, inputs=parts)
+
+    return Workload(
+        "concat-on-disk-zarr3-sharded", setup, "concat_on_disk of 4 h5ad parts into sharded zarr v3", True, ("experimental.concat_on_disk",)
+    )
+
+
 def _build() -> dict[str, Workload]:
     items: list[Workload] = []
     for fmt_name in FORMATS:
@@ -240,6 +282,7 @@ def _build() -> dict[str, Workload]:
         for fmt_name in MANY_FORMATS:
             items += [write_workload(stem, fmt_name, False), read_workload(stem, fmt_name, False)]
     items += [convert_workload(), concat_memory_workload(), concat_disk_workload()]
+    items += [concat_genes_workload(), concat_lazy_workload(), concat_disk_zarr_workload()]
     from .realfiles import workloads as real_and_startup
 
     items += real_and_startup()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,27 +12,17 @@ import zarr
 
 import annio
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ARCHIVES_DIR = Path(__file__).resolve().parent / "data" / "archives"
+"""Files written by old anndata releases (``<version>/adata.h5ad``, ``adata.zarr.zip``),
+kept in the repository so a fresh clone runs every test."""
 
 STORE_KINDS = ["h5ad", "h5ad-gzip", "zarr2", "zarr3", "zarr3-sharded"]
 
 
-def shared_data_dir() -> Path:
-    """The folder of files written by old anndata releases (../shared/data).
-
-    Skips the calling test with a visible reason when it is absent, except under CI
-    (``CI=true``), where its absence is a failure.
-    """
-    if SHARED_DATA.is_dir():
-        return SHARED_DATA
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"shared test data missing at {SHARED_DATA} (CI must have it)")
-    pytest.skip(f"shared test data not found at {SHARED_DATA}")
-
-
 @pytest.fixture
-def shared_data() -> Path:
-    return shared_data_dir()
+def archives() -> Path:
+    """The folder of anndata archive files (see :data:`ARCHIVES_DIR`)."""
+    return ARCHIVES_DIR
 
 
 class StoreCase:

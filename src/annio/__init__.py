@@ -33,6 +33,7 @@ __all__ = [
     "write_h5ad",
     "write_zarr",
     "convert",
+    "concat",
     "OldFormatWarning",
     "ImplicitModificationWarning",
     "ExperimentalFeatureWarning",
@@ -45,7 +46,8 @@ __all__ = [
 ]
 
 # these pull in dask and xarray: imported on first use, not with annio
-_LAZY_ATTRIBUTES = {"experimental": ("annio.experimental", None), "convert": ("annio._ops.convert", "convert")}
+_LAZY_ATTRIBUTES = {"experimental": ("annio.experimental", None), "convert": ("annio._ops.convert", "convert"),
+                    "concat": ("annio._ops.concat", "concat")}
 
 
 def __getattr__(name: str):

@@ -21,9 +21,9 @@ def _h5diff() -> str:
     return exe
 
 
-def test_rewrite_is_h5diff_identical(shared_data, tmp_path):
+def test_rewrite_is_h5diff_identical(archives, tmp_path):
     h5diff = _h5diff()
-    old = shared_data / "anndata-archives" / "v0.11.4" / "adata.h5ad"
+    old = archives / "v0.11.4" / "adata.h5ad"
     new = tmp_path / "rewritten.h5ad"
     with annio.settings.override(allow_write_nullable_strings=False):
         write_h5ad(new, read_h5ad(old))

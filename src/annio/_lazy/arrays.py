@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
+from annio.errors import FormatError
 from annio.io._encodings.sparse import result_class, stored_parts
 from annio.io._storage.sparse_read import read_major_slice
 from annio.io._storage.adapter import StorageArray, StorageGroup, wrap
@@ -46,6 +47,8 @@ __all__ = [
 
 DEFAULT_SPARSE_STRIDE = 1000
 _DENSE_H5_DEFAULT = 1000
+# more dask blocks than this cannot be scheduled (dask holds one graph key per block)
+_MAX_BLOCKS = 10**7
 #: Read a covering range instead of a point selection when at least this share of it is wanted.
 _DENSE_SELECTION = 0.1
 
@@ -166,10 +169,21 @@ def dense_dask(node: Any, chunks: Any = None) -> Any:
     shape = source.shape
     if not shape:
         raise ValueError(f"{source.path}: 0-d arrays are read eagerly")
+    source._with_node(lambda n: n.check_stored())
+    block_shape = dense_chunks(source, chunks)
+    n_blocks = 1
+    for n, c in zip(shape, block_shape, strict=True):
+        n_blocks *= -(-int(n) // max(1, int(c)))
+    if n_blocks > _MAX_BLOCKS:
+        raise FormatError(
+            source.path,
+            f"shape {shape} in blocks of {block_shape} makes {n_blocks} dask blocks (at most {_MAX_BLOCKS}): "
+            "the declared shape is damaged, or pass larger chunks=",
+        )
     name = f"annio-{source.path.strip('/').replace('/', '-') or 'array'}-{uuid.uuid4().hex}"
     array = da.from_array(
         source,
-        chunks=dense_chunks(source, chunks),
+        chunks=block_shape,
         name=name,
         asarray=True,
         fancy=True,

@@ -143,7 +143,7 @@ class Dataset2D:
     def _column_dtype(self, col: str) -> Any:
         data = self._ds[col].variable._data
         backend = backend_array(data)
-        if isinstance(backend, LazyMaskedArray):
+        if isinstance(backend, LazyMaskedArray) or getattr(backend, "kind", None) == "nullable-string-array":
             return backend.pandas_dtype
         return self._ds[col].dtype
 
@@ -283,7 +283,7 @@ class Dataset2D:
     def _materialize(self, col: str) -> Any:
         data = self._ds[col].variable._data
         backend = backend_array(data)
-        if isinstance(backend, LazyMaskedArray) and backend.kind == "nullable-string-array":
+        if getattr(backend, "kind", None) == "nullable-string-array":  # masked or concatenated
             raw = np.asarray(data.get_duck_array()).astype(object)
             raw[pd.isna(raw)] = None
             return pd.array(raw, dtype=backend.pandas_dtype)

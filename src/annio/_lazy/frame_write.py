@@ -15,6 +15,7 @@ from annio.io._storage.adapter import StorageArray, StorageGroup
 from annio.settings import settings
 from annio._lazy.columns import RESERVED, LazyCategoricalArray, LazyMaskedArray, unwrap
 from annio._lazy.frame import Dataset2D, backend_array, is_dask
+from annio._lazy.concat_columns import ConcatenatedColumn
 
 __all__ = ["write_frame"]
 
@@ -53,6 +54,14 @@ def write_frame(group: StorageGroup, frame: Dataset2D, writer: Writer, dataset_k
         backend = backend_array(variable._data)
         if isinstance(backend, LazyCategoricalArray):
             _write_categorical(group, col, variable, backend, remove_unused, dataset_kwargs)
+        elif isinstance(backend, ConcatenatedColumn):
+            if isinstance(backend.dtype, pd.CategoricalDtype):
+                _write_categorical(group, col, variable, backend, remove_unused, dataset_kwargs)  # type: ignore[arg-type]
+            else:  # one column in memory (obs/var columns are small next to X)
+                value = Dataset2D(xr.Dataset({col: variable}), columns=[col]).to_memory()[col].array
+                if type(value) is pd.arrays.NumpyExtensionArray:
+                    value = value.to_numpy()
+                writer.write_elem(group, col, value, dataset_kwargs=dataset_kwargs)
         elif isinstance(backend, LazyMaskedArray):
             _write_masked(group, col, variable, backend, writer, dataset_kwargs)
         elif is_dask(variable._data):

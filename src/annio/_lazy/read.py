@@ -17,6 +17,8 @@ import h5py
 import zarr
 
 from annio.errors import FormatError
+from annio.io._encodings import legacy
+from annio.io._root import refuse_container
 from annio.io._encodings.registry import REGISTRY, Reader, get_spec
 from annio.io._storage.adapter import StorageArray, StorageGroup, wrap
 from annio.settings import settings
@@ -83,7 +85,7 @@ def _is_h5_target(store: Any) -> bool:
 def _open(store: Any, storage_options: Any = None) -> tuple[Any, LazyFile | None, bool]:
     """The root group for ``store``, the file manager to attach, and whether every child
     of the root can be listed cheaply (h5, consolidated zarr)."""
-    from annio.io._storage.stores import _local_path, is_url, zarr_store
+    from annio.io._storage.stores import _local_path, is_url, open_h5_file, open_zarr_group, zarr_store
 
     if isinstance(store, h5py.Dataset):
         raise TypeError("read_lazy needs a group (an AnnData); use read_elem_lazy for a single dataset")
@@ -99,10 +101,7 @@ def _open(store: Any, storage_options: Any = None) -> tuple[Any, LazyFile | None
             if not isinstance(f, h5py.File):  # pragma: no cover - remote returns a file object
                 f = h5py.File(f, "r")
         else:
-            path = _local_path(store)
-            if not path.exists():
-                raise FileNotFoundError(f"No such file: {str(path)!r}")
-            f = h5py.File(path, "r")
+            f = open_h5_file(store, "r")
         return f, LazyFile(f, store, owned=True), True
     if isinstance(store, str) and is_url(store):
         from annio.io._storage import remote  # type: ignore[attr-defined]
@@ -112,16 +111,9 @@ def _open(store: Any, storage_options: Any = None) -> tuple[Any, LazyFile | None
         if isinstance(store, str | os.PathLike) and not _local_path(store).exists():
             raise FileNotFoundError(f"No such file or directory: {str(_local_path(store))!r}")
         zstore = zarr_store(store, mode="r")
-    try:
-        group = zarr.open_consolidated(zstore, mode="r")
-        listable = True
-    except (ValueError, KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError, TypeError):
+    group, listable = open_zarr_group(zstore, where=store)
+    if not listable:
         warnings.warn("Did not read zarr as consolidated. Consider consolidating your metadata.", UserWarning, stacklevel=3)
-        try:
-            group = zarr.open_group(zstore, mode="r", use_consolidated=False)
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:
-            raise FormatError("/", f"{store}: no zarr group found: {err}") from err
-        listable = False
     owned = zstore is not store and isinstance(zstore, zarr.storage.ZipStore)
     return group, LazyFile(zstore if owned else group, store, owned=owned), listable
 
@@ -162,6 +154,7 @@ def read_lazy(store: Any, *, load_annotation_index: bool = True, storage_options
         root = wrap(group)
         if not isinstance(root, StorageGroup):
             raise FormatError(root.path, "expected an AnnData group, found an array")
+        refuse_container(root)
         use_range = not load_annotation_index
         reader = Reader(lazy=True)
         parts: dict[str, Any] = {}
@@ -179,6 +172,13 @@ def read_lazy(store: Any, *, load_annotation_index: bool = True, storage_options
                         parts["raw"] = raw
                 else:
                     parts[key] = reader.read_elem(node)
+            # files of every era open the same way eager reads open them
+            if any(k in root for k in ("raw.X", "raw.var", "raw.varm")):  # < 0.7 raw
+                if "raw" in parts:
+                    raise FormatError(root.path, "the file has both legacy (raw.X) and current (raw/) raw formats")
+                parts["raw"] = legacy.read_legacy_raw(root, reader)
+            obs_was_dataset = "obs" in parts and isinstance(root["obs"], StorageArray)
+            legacy.apply_legacy_fixups(parts, obs_was_dataset=obs_was_dataset)
             adata = build_anndata(root.path, parts)
     except BaseException:
         if file is not None:

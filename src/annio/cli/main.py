@@ -11,9 +11,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from annio.cli import convert, demo, info, validate
+from annio.cli import concat, convert, demo, info, validate
 
-_COMMANDS = {"info": info, "convert": convert, "validate": validate, "demo": demo}
+_COMMANDS = {"info": info, "convert": convert, "validate": validate, "demo": demo, "concat": concat}
 
 _FILE_ARGS = ("path", "source", "target")
 

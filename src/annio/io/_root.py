@@ -16,7 +16,7 @@ from annio.io._encodings import legacy
 from annio.io._encodings.registry import Reader
 from annio.io._storage.adapter import StorageArray, StorageGroup, wrap
 
-__all__ = ["read_root", "build_adata", "normalize_as_sparse", "sparse_format"]
+__all__ = ["refuse_container", "read_root", "build_adata", "normalize_as_sparse", "sparse_format"]
 
 # children of the root group an AnnData object is built from
 _PARTS = ("X", "obs", "var", "uns", "obsm", "varm", "obsp", "varp", "layers", "raw")
@@ -137,12 +137,31 @@ class _RootReader:
         return parts
 
 
+def refuse_container(root: StorageGroup) -> None:
+    """Refuse a group that holds AnnData objects instead of being one (a MuData ``.h5mu``
+    file: encoding ``MuData``, modalities under ``mod/``), saying how to read a modality."""
+    encoding = str(root.attrs.get("encoding-type", "") or "")
+    if encoding == "anndata" or (encoding != "MuData" and "mod" not in root):
+        return
+    mods = root["mod"].keys() if "mod" in root and root["mod"].is_group else []
+    first = mods[0] if mods else "rna"
+    where = root.path.rstrip("/")
+    raise FormatError(
+        root.path,
+        f"{root.filename} is a MuData container (modalities: {', '.join(mods) or 'none'}), not an AnnData. "
+        f"Read one modality from the open file, e.g. annio.io.read_elem(f[{where + '/mod/' + first!r}]) "
+        f"or annio.read_h5ad(f[{where + '/mod/' + first!r}]) with f = h5py.File(path) (zarr: zarr.open_group(path)), "
+        "or use the mudata package for the whole object",
+    )
+
+
 def read_root(group: Any, **kwargs: Any) -> dict[str, Any]:
     """The parts (``X``, ``obs``, ``var``, ``uns``, ``raw`` as a mapping, ...) of the AnnData
     stored in ``group``, with legacy fix-ups applied. Used by the readers and backed mode."""
     root = wrap(group)
     if not isinstance(root, StorageGroup):
         raise FormatError(root.path, "expected an AnnData group, found an array")
+    refuse_container(root)
     return _RootReader(root, **kwargs).read_parts()
 
 

@@ -27,8 +27,8 @@ ARCHIVES = [
 ]
 
 
-def _archive(shared_data, version, kind):
-    path = shared_data / "anndata-archives" / version / f"adata.{kind}"
+def _archive(archives, version, kind):
+    path = archives / version / f"adata.{kind}"
     assert path.exists(), path
     return path
 
@@ -47,28 +47,28 @@ def _read_both(path, kind):
 
 
 @pytest.mark.parametrize(("version", "kind"), ARCHIVES, ids=[f"{v}-{k}" for v, k in ARCHIVES])
-def test_archive_reads_like_anndata(shared_data, assert_matches, version, kind):
-    path = _archive(shared_data, version, kind)
+def test_archive_reads_like_anndata(archives, assert_matches, version, kind):
+    path = _archive(archives, version, kind)
     ours, theirs, _ = _read_both(path, kind)
     assert type(ours).__module__.startswith("annio")
     assert_matches(ours, theirs)
 
 
 @pytest.mark.parametrize("version", ["v0.7.0", "v0.7.8"])
-def test_h5ad_and_zarr_archives_agree(shared_data, version):
+def test_h5ad_and_zarr_archives_agree(archives, version):
     """The h5ad and zarr files of one release hold the same object."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from_h5 = read_h5ad(_archive(shared_data, version, "h5ad"))
-        from_zarr = read_zarr(_archive(shared_data, version, "zarr.zip"))
+        from_h5 = read_h5ad(_archive(archives, version, "h5ad"))
+        from_zarr = read_zarr(_archive(archives, version, "zarr.zip"))
     assert from_h5.shape == from_zarr.shape
     assert list(from_h5.obs.columns) == list(from_zarr.obs.columns)
     assert isinstance(from_zarr.obs["cat_ordered"].dtype, pd.CategoricalDtype)
     assert from_zarr.obs["cat_ordered"].cat.ordered
 
 
-def test_v050_details(shared_data):
-    path = _archive(shared_data, "v0.5.0", "h5ad")
+def test_v050_details(archives):
+    path = _archive(archives, "v0.5.0", "h5ad")
     ours, _, caught = _read_both(path, "h5ad")
     messages = [(w.category, str(w.message)) for w in caught]
     # categories moved from uns into categorical columns
@@ -92,8 +92,8 @@ def test_v050_details(shared_data):
 
 
 @pytest.mark.parametrize("kind", ["h5ad", "zarr.zip"])
-def test_old_format_warnings_match_anndata(shared_data, kind):
-    path = _archive(shared_data, "v0.7.8", kind)
+def test_old_format_warnings_match_anndata(archives, kind):
+    path = _archive(archives, "v0.7.8", kind)
     with warnings.catch_warnings(record=True) as theirs_caught:
         warnings.simplefilter("always")
         if kind == "h5ad":
@@ -111,14 +111,14 @@ def test_old_format_warnings_match_anndata(shared_data, kind):
     assert all(issubclass(w.category, OldFormatWarning) for w in ours_caught if "encoding metadata" in str(w.message))
 
 
-def test_modern_archive_has_no_warnings(shared_data):
-    _, _, caught = _read_both(_archive(shared_data, "v0.11.4", "h5ad"), "h5ad")
+def test_modern_archive_has_no_warnings(archives):
+    _, _, caught = _read_both(_archive(archives, "v0.11.4", "h5ad"), "h5ad")
     assert not [w for w in caught if issubclass(w.category, OldFormatWarning)]
 
 
-def test_read_elem_does_no_fixups(shared_data):
+def test_read_elem_does_no_fixups(archives):
     """read_elem on a root reads what is there; only read_h5ad applies the legacy fix-ups."""
-    with h5py.File(_archive(shared_data, "v0.5.0", "h5ad"), "r") as f, warnings.catch_warnings():
+    with h5py.File(_archive(archives, "v0.5.0", "h5ad"), "r") as f, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         uns = read_elem(f["uns"])
         assert "louvain_categories" in uns
@@ -127,8 +127,8 @@ def test_read_elem_does_no_fixups(shared_data):
         assert obsm.dtype.names == ("X_pca", "X_umap")
 
 
-def test_dataframe_010_categories_by_reference(shared_data):
-    with h5py.File(_archive(shared_data, "v0.7.0", "h5ad"), "r") as f, warnings.catch_warnings():
+def test_dataframe_010_categories_by_reference(archives):
+    with h5py.File(_archive(archives, "v0.7.0", "h5ad"), "r") as f, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         df = read_elem(f["obs"])
         expected = anndata.io.read_elem(f["obs"])
@@ -171,3 +171,26 @@ def test_dangling_categories_path_is_format_error(tmp_path):
         warnings.simplefilter("ignore", OldFormatWarning)
         with pytest.raises(FormatError, match="/obs/__categories/missing"):
             read_elem(zarr.open_group(path, mode="r")["obs"])
+
+
+@pytest.mark.parametrize(("version", "kind"), ARCHIVES, ids=[f"{v}-{k}" for v, k in ARCHIVES])
+def test_lazy_backed_and_eager_reads_agree(archives, version, kind):
+    """Every archive reads to the same object eagerly, lazily and (h5ad) backed."""
+    from annio.experimental import read_lazy
+    from annio.testing import assert_equal
+
+    path = _archive(archives, version, kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eager = read_h5ad(path) if kind == "h5ad" else read_zarr(path)
+        lazy = read_lazy(path)
+        try:
+            assert_equal(lazy.to_memory(), eager)
+        finally:
+            lazy.file.close()
+        if kind == "h5ad":
+            backed = read_h5ad(path, backed="r")
+            try:
+                assert_equal(backed.to_memory(), eager)
+            finally:
+                backed.file.close()

@@ -27,6 +27,7 @@ from annio.io._encodings.sparse import sparse_shape
 from annio.io._backed.sparse_datasets import BackedSparseDataset, CSCDataset, CSRDataset, sparse_dataset
 from annio.io._root import read_root
 from annio.io._storage.adapter import wrap
+from annio.io._storage.stores import open_h5_file
 from annio._core.services import provide, service
 
 __all__ = [
@@ -82,7 +83,7 @@ class AnnDataFileManager:
             raise ValueError("Cannot open backing file if backing not initialized.")
         self._filemode = mode = _check_mode(self._filemode or None)
         self.close()
-        self._file = h5py.File(self._filename, mode)
+        self._file = open_h5_file(self._filename, mode)
         self._stat = _file_identity(self._filename)
 
     def close(self) -> None:
@@ -122,12 +123,12 @@ class AnnDataFileManager:
 
     # -- elements --------------------------------------------------------------------------
     def _element(self, *keys: str) -> Any:
-        f = self._ensure_open()
+        f = wrap(self._ensure_open())  # damaged elements: FormatError naming them
         for key in keys:
             if key in self._cache:
                 return self._cache[key]
             if key in f:
-                value = _backed_element(f[key])
+                value = _backed_element(f[key].raw)
                 self._cache[key] = value
                 return value
         return None
@@ -197,6 +198,14 @@ def _check_mode(filemode: Any) -> Literal["r", "r+"]:
 def _as_path(filename: Any) -> Path:
     if isinstance(filename, h5py.File):
         return Path(filename.filename)
+    if isinstance(filename, h5py.Group) or type(filename).__module__.startswith("zarr"):
+        raise TypeError(
+            f"backed mode keeps a whole .h5ad file open and supports only a file path (or an open "
+            f"h5py.File) whose root is the AnnData; got {type(filename).__name__} "
+            f"{getattr(filename, 'name', None) or getattr(filename, 'path', '')!r}. For an AnnData "
+            "stored in a group of a file (e.g. f['mod/rna'] of a MuData file) use "
+            "annio.experimental.read_lazy(group) (elements stay on disk) or annio.read_h5ad(group) (in memory)"
+        )
     if isinstance(filename, bytes):
         filename = filename.decode()
     if not isinstance(filename, str | os.PathLike):
@@ -311,7 +320,7 @@ def read_h5ad_backed(filename: Any, mode: Literal["r", "r+"] = "r") -> Any:
 
     mode = _check_mode(mode)
     path = _as_path(filename)
-    with h5py.File(path, "r") as f:
+    with open_h5_file(path, "r") as f:
         parts = read_root(f, skip=("X", "raw/X"))
         x_shape = _stored_shape(f, "X")
         raw_x_shape = _stored_shape(f, "raw/X") or _stored_shape(f, "raw.X")

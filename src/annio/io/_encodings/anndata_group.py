@@ -42,7 +42,12 @@ class AnnDataGroup(GroupEncoding):
             write(group, "raw", adata.raw, dataset_kwargs=dataset_kwargs)
 
     def read(self, node: StorageGroup, reader: Reader) -> Any:
-        parts = {key: reader.read_elem(node[key]) for key in node.keys() if key in _ANNDATA_KEYS}
+        parts = {}
+        for key in node.keys():
+            if key == "raw" and isinstance(node[key], StorageGroup):
+                parts[key] = read_raw_parts(node[key], reader)  # attached as the object's raw
+            elif key in _ANNDATA_KEYS:
+                parts[key] = reader.read_elem(node[key])
         return build_anndata(node.path, parts)
 
 
@@ -114,5 +119,21 @@ class RawGroup(GroupEncoding):
         writer.write_elem(group, "var", raw.var, dataset_kwargs=dataset_kwargs)
         writer.write_elem(group, "varm", dict(raw.varm), dataset_kwargs=dataset_kwargs)
 
-    def read(self, node: StorageGroup, reader: Reader) -> dict[str, Any]:
-        return {key: reader.read_elem(node[key]) for key in ("X", "var", "varm") if key in node}
+    def read(self, node: StorageGroup, reader: Reader) -> Any:
+        """An AnnData of the raw's X, var and varm (obs is a range index), as anndata's
+        ``read_elem`` returns."""
+        parts = read_raw_parts(node, reader)
+        if parts.get("X") is not None and "var" in parts:
+            parts["obs"] = _range_frame(parts["X"].shape[0])
+        return build_anndata(node.path, parts)
+
+
+def read_raw_parts(node: StorageGroup, reader: Reader) -> dict[str, Any]:
+    """The stored parts of a ``raw`` group: X, var and varm."""
+    return {key: reader.read_elem(node[key]) for key in ("X", "var", "varm") if key in node}
+
+
+def _range_frame(n: int) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(index=pd.RangeIndex(n).astype(str))

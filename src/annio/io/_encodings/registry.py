@@ -11,6 +11,8 @@ without encoding attributes go to the legacy reader (``IOSpec("", "")``).
 
 from __future__ import annotations
 
+import json
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from annio.errors import IORegistryError, UnknownEncodingError, UnsafeElementNameWarning
+from annio.errors import FormatError, IORegistryError, UnknownEncodingError, UnsafeElementNameWarning
 from annio.io._storage.adapter import StorageGroup, StorageNode, wrap
 
 __all__ = [
@@ -227,26 +229,67 @@ ReadCallback = Callable[..., Any]
 WriteCallback = Callable[..., None]
 
 
+# What h5py, zarr, numpy and encodings raise on damaged input; a Reader turns them into a
+# FormatError naming the element being read (the deepest one: inner Readers translate first).
+_DAMAGE_ERRORS = (OSError, RuntimeError, ZeroDivisionError, KeyError, IndexError, json.JSONDecodeError, UnicodeDecodeError)
+
+
 class Reader:
-    """Reads elements recursively, optionally through a user callback or lazily."""
+    """Reads elements recursively, optionally through a user callback or lazily.
+
+    Every error a damaged element provokes comes out as a :class:`~annio.errors.FormatError`
+    naming that element. Groups being read are tracked by identity, so HDF5 links forming a
+    cycle are reported instead of recursing forever.
+    """
 
     def __init__(self, registry: Registry = REGISTRY, callback: ReadCallback | None = None, *, lazy: bool = False, lazy_kwargs: Mapping[str, Any] = EMPTY) -> None:
         self.registry = registry
         self.callback = callback
         self.lazy = lazy
         self.lazy_kwargs = dict(lazy_kwargs)
+        self._open_groups: dict[Any, str] = {}
 
     def read_elem(self, elem: Any) -> Any:
         node = wrap(elem)
-        spec = get_spec(node)
-        encoding = self.registry.reader_for(node, spec)
+        try:
+            spec = get_spec(node)
+            encoding = self.registry.reader_for(node, spec)
+        except FormatError:
+            raise
+        except (*_DAMAGE_ERRORS, ValueError, TypeError) as err:
+            raise FormatError(node.path, f"could not read the element's metadata: {err}") from err
+        entered = self.enter_group(node)
         try:
             if self.callback is not None:
                 return self.callback(lambda e: self._read_with(encoding, wrap(e)), node.path, node.raw, iospec=spec)
             return self._read_with(encoding, node)
+        except FormatError as err:
+            _note(err, f"Error raised while reading element {node.path!r}")
+            raise
+        except RecursionError:
+            raise FormatError(node.path, "elements are nested too deeply to read") from None
+        except _DAMAGE_ERRORS as err:
+            raise FormatError(node.path, f"could not read element: {type(err).__name__}: {err}") from err
         except Exception as err:
             _note(err, f"Error raised while reading element {node.path!r}")
             raise
+        finally:
+            if entered:
+                self.leave_group(node)
+
+    def enter_group(self, node: StorageNode) -> bool:
+        """Record that ``node`` is being read; a group already being read (an HDF5 link
+        back to an ancestor) is a FormatError. Returns whether it was recorded."""
+        ident = node.identity if node.is_group else None
+        if ident is None:
+            return False
+        if ident in self._open_groups:
+            raise FormatError(node.path, f"HDF5 links form a cycle: this group is its own ancestor {self._open_groups[ident]!r}")
+        self._open_groups[ident] = node.path
+        return True
+
+    def leave_group(self, node: StorageNode) -> None:
+        self._open_groups.pop(node.identity, None)
 
     def _read_with(self, encoding: Encoding, node: StorageNode) -> Any:
         if self.lazy:
@@ -268,8 +311,27 @@ class Writer:
     def __init__(self, registry: Registry = REGISTRY, callback: WriteCallback | None = None) -> None:
         self.registry = registry
         self.callback = callback
+        self._depth = 0
 
     def write_elem(self, parent: Any, key: str, value: Any, *, dataset_kwargs: Mapping[str, Any] = EMPTY) -> None:
+        if self._depth:
+            self._write_elem(parent, key, value, dataset_kwargs=dataset_kwargs)
+            return
+        # the outermost call: make room on the stack for a deeply nested value (each level
+        # of nesting costs a handful of frames: a tree of a few hundred levels is legitimate)
+        needed = _FRAMES_PER_LEVEL * _nesting_depth(value) + _frame_depth() + 200
+        old = sys.getrecursionlimit()
+        if needed > old:
+            sys.setrecursionlimit(min(needed, _MAX_RECURSION_LIMIT))
+        self._depth += 1
+        try:
+            self._write_elem(parent, key, value, dataset_kwargs=dataset_kwargs)
+        finally:
+            self._depth -= 1
+            if needed > old:
+                sys.setrecursionlimit(old)
+
+    def _write_elem(self, parent: Any, key: str, value: Any, *, dataset_kwargs: Mapping[str, Any] = EMPTY) -> None:
         group = wrap(parent)
         if not isinstance(group, StorageGroup):
             raise TypeError(f"can only write into a group, got {group!r}")
@@ -296,6 +358,33 @@ class Writer:
         missing = {k: v for k, v in encoding.spec.as_attrs().items() if k not in attrs}
         if missing:
             attrs.update(missing)
+
+
+_FRAMES_PER_LEVEL = 16
+_MAX_RECURSION_LIMIT = 50_000
+
+
+def _frame_depth() -> int:
+    frame, n = sys._getframe(), 0
+    while frame is not None:
+        frame, n = frame.f_back, n + 1
+    return n
+
+
+def _nesting_depth(value: Any) -> int:
+    """How deeply mappings nest in ``value`` (an AnnData counts its ``uns``), walked
+    without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        uns = getattr(item, "uns", None) if not isinstance(item, Mapping) else None
+        if isinstance(uns, Mapping):
+            item = uns
+        if isinstance(item, Mapping):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, Mapping) or hasattr(v, "uns"))
+    return deepest
 
 
 def _check_key(group: StorageGroup, key: str) -> str:
@@ -346,6 +435,8 @@ def write_elem(store: Any, k: str, elem: Any, *, dataset_kwargs: Mapping[str, An
         metadata reopens it without, writes, and consolidates again.
     k
         Name of the element; ``"/"`` writes into the root and replaces its whole content.
+        A path such as ``"mod/rna"`` writes below ``store``, creating the intermediate
+        groups (as MuData files hold one AnnData per modality).
     elem
         The value: anything annio can write (arrays, sparse matrices, DataFrames, dicts,
         scalars, AnnData, ...).
@@ -358,7 +449,21 @@ def write_elem(store: Any, k: str, elem: Any, *, dataset_kwargs: Mapping[str, An
     with writable_group(store) as group:
         if k in ("", "/") and group.path == "/":
             group.clear()
+        group, k = _intermediate_groups(group, k)
         Writer().write_elem(group, k, elem, dataset_kwargs=dataset_kwargs)
+
+
+def _intermediate_groups(group: StorageGroup, key: str) -> tuple[StorageGroup, str]:
+    """For a path key (``"mod/rna"``): the parent group (created as needed) and the last
+    name. Names inside written mappings are checked separately (see ``_check_key``)."""
+    parts = [p for p in key.strip("/").split("/") if p]
+    if len(parts) <= 1:
+        return group, key
+    if any(p in (".", "..") for p in parts):
+        raise ValueError(f"{group.path}: element path {key!r} may not contain '.' or '..'")
+    for name in parts[:-1]:
+        group = group.require_group(name)
+    return group, parts[-1]
 
 
 def read_dispatched(elem: Any, callback: ReadCallback) -> Any:
@@ -376,5 +481,6 @@ def write_dispatched(store: Any, key: str, elem: Any, callback: WriteCallback, *
     with writable_group(store) as group:
         if key in ("", "/") and group.path == "/":
             group.clear()
+        group, key = _intermediate_groups(group, key)
         Writer(callback=callback).write_elem(group, key, elem, dataset_kwargs=dataset_kwargs)
 

@@ -24,15 +24,11 @@ import zarr
 from zarr.dtype import VariableLengthUTF8
 
 from annio.errors import FormatError
-from annio.io._storage import h5_chunks, h5_small, layout, zarr_shards
+from annio.io._storage import create, guards, h5_chunks, h5_small, zarr_shards
 from annio.io._storage.ranges import gather_index
 from annio.io._storage.attrs import Attributes, attr_to_json, dumps_json
 from annio.io._storage.dtypes import (
-    as_str_objects,
     decode_object_array,
-    h5_record_dtype,
-    nominal_itemsize,
-    zarr_record_dtype,
     zdtype,
 )
 
@@ -41,9 +37,12 @@ __all__ = ["StorageNode", "StorageGroup", "StorageArray", "Attributes", "wrap", 
 Backend = Literal["hdf5", "zarr"]
 
 # dataset_kwargs understood by each backend; anything else is passed through unchanged.
-_H5_COMPRESSION_KEYS = {"compression", "compression_opts", "chunks", "shuffle", "fletcher32", "scaleoffset"}
-_ZARR_COMPRESSION_KEYS = {"compressor", "compressors", "filters", "chunks", "shards", "serializer"}
 _ANNIO_KEYS = {"dtype", "indptr_dtype"}  # consumed by encodings, never by a backend
+
+# Errors h5py and zarr raise for damaged files: unreadable bytes (OSError, RuntimeError),
+# metadata that is not JSON (ValueError subclasses) or that is nonsensical (zero chunk sizes
+# end in ZeroDivisionError deep inside zarr). Translated to FormatError at this layer.
+_BACKEND_ERRORS = (OSError, RuntimeError, ValueError, ZeroDivisionError, TypeError, IndexError)
 
 # read_ranges: read one covering slice when the wanted values fill this share of their span
 _COVER_FRACTION = 0.5
@@ -66,7 +65,10 @@ def wrap(obj: Any) -> StorageGroup | StorageArray:
     if isinstance(obj, h5py.Group | zarr.Group):
         return StorageGroup(obj)
     if isinstance(obj, h5py.Dataset | zarr.Array):
-        return StorageArray(obj)
+        node = StorageArray(obj)
+        if node.backend == "zarr":
+            node.check_grid()
+        return node
     raise TypeError(f"expected an h5py or zarr group/array, got {type(obj).__name__}")
 
 
@@ -102,6 +104,12 @@ class StorageNode:
     @property
     def is_group(self) -> bool:
         return isinstance(self, StorageGroup)
+
+    @property
+    def identity(self) -> Any:
+        """A hashable identity of the stored object, equal for every link to it (HDF5 hard
+        links can make a group its own descendant); None for zarr, which has no links."""
+        return self.raw.id if self.backend == "hdf5" else None
 
     def resolve_reference(self, ref: Any) -> StorageGroup | StorageArray:
         """The node an attribute points at: an HDF5 object reference, resolved in this
@@ -180,12 +188,27 @@ class StorageArray(StorageNode):
     def __len__(self) -> int:
         return self.shape[0] if self.shape else 0
 
+    def check_grid(self) -> None:
+        """Refuse chunk or shard sizes below 1 (see :mod:`~annio.io._storage.guards`)."""
+        guards.check_grid(self)
+
+    def check_size(self, nbytes: int | None = None) -> None:
+        """Refuse a read of ``nbytes`` (default: all) that cannot be real (see guards)."""
+        guards.check_size(self, nbytes)
+
+    def check_stored(self) -> None:
+        """Refuse a declared size the file cannot hold (see guards)."""
+        guards.check_stored(self)
+
     def read(self, selection: Any = ...) -> np.ndarray:
         """Read ``selection`` (anything h5py/zarr basic indexing accepts) into memory.
 
         Strings come back as ``object`` arrays of ``str`` from every backend; fixed-length
         byte strings are decoded as UTF-8.
         """
+        nbytes = guards.selection_nbytes(self, selection)
+        if nbytes is not None:
+            self.check_size(nbytes)
         try:
             if self.is_string:
                 return self._read_strings(selection)
@@ -199,7 +222,7 @@ class StorageArray(StorageNode):
             if selection is Ellipsis and self.backend == "zarr" and zarr_shards.can_read_direct(self.raw):
                 return zarr_shards.read_all(self.raw)
             return np.asarray(self.raw[selection])
-        except (OSError, RuntimeError, ValueError) as err:
+        except _BACKEND_ERRORS as err:
             if isinstance(err, FormatError):
                 raise
             raise FormatError(self.path, f"could not read data: {err}") from err
@@ -252,7 +275,7 @@ class StorageArray(StorageNode):
             if self.backend == "hdf5":
                 return self._read_merged(starts, stops, max(1, _H5_MERGE_GAP_BYTES // max(1, dtype.itemsize)))
             return np.asarray(self.raw.oindex[gather_index(starts, lengths)])
-        except (OSError, RuntimeError, ValueError) as err:
+        except _BACKEND_ERRORS as err:
             if isinstance(err, FormatError):
                 raise
             raise FormatError(self.path, f"could not read data: {err}") from err
@@ -292,26 +315,36 @@ class StorageGroup(StorageNode):
     """A group in an h5py file or a zarr store."""
 
     def keys(self) -> list[str]:
-        return list(self.raw.keys())
+        try:
+            return list(self.raw.keys())
+        except _BACKEND_ERRORS as err:
+            for name in guards.stored_member_names(self):
+                self[name]  # raises a FormatError naming the damaged member
+            raise FormatError(self.path, f"could not list the group's members: {err}") from err
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
     def __len__(self) -> int:
-        return len(self.raw)
+        return len(self.keys())
 
     def __contains__(self, key: object) -> bool:
         try:
             return key in self.raw
-        except (KeyError, ValueError):
+        except KeyError:
             return False
+        except _BACKEND_ERRORS as err:  # e.g. a member whose metadata is not JSON
+            raise FormatError(self._child_path(str(key)), f"could not open element: {err}") from err
 
     def __getitem__(self, key: str) -> StorageGroup | StorageArray:
         try:
             child = self.raw[key]
-        except KeyError:
+        except KeyError as err:
+            if self.backend == "hdf5" and "doesn't exist" not in str(err) and "not found" not in str(err).lower():
+                # h5py raises KeyError for damaged object headers too
+                raise FormatError(self._child_path(key), f"could not open element: {err.args[0] if err.args else err}") from err
             raise FormatError(self._child_path(key), "element is missing") from None
-        except (OSError, RuntimeError) as err:
+        except _BACKEND_ERRORS as err:
             raise FormatError(self._child_path(key), f"could not open element: {err}") from err
         return wrap(child)
 
@@ -336,6 +369,15 @@ class StorageGroup(StorageNode):
             del self.raw.attrs[key]
 
     # -- creation -------------------------------------------------------------------------
+    def require_group(self, key: str) -> StorageGroup:
+        """The child group ``key``, created (without attributes) when absent."""
+        if key in self:
+            child = self[key]
+            if not isinstance(child, StorageGroup):
+                raise ValueError(f"{child.path}: is an array, cannot hold child elements")
+            return child
+        return StorageGroup(self.raw.create_group(key))
+
     def create_group(self, key: str, *, attrs: Mapping[str, Any] | None = None, many_attributes: bool = False) -> StorageGroup:
         """Create (replacing any existing) child group ``key`` with attributes ``attrs``.
 
@@ -418,81 +460,11 @@ class StorageGroup(StorageNode):
         kwargs = {k: v for k, v in dataset_kwargs.items() if k not in _ANNIO_KEYS}
         is_string = dtype.kind in "UOT"
         if self.backend == "hdf5":
-            node = StorageArray(self._create_h5(key, shape, dtype, data, kwargs, resizable, is_string))
+            node = StorageArray(create.create_h5(self.raw, self._child_path(key), key, shape, dtype, data, kwargs, resizable, is_string))
             if attrs and h5_small.all_strings(attrs):
                 h5_small.set_string_attrs(node.raw, attrs, fresh=True)
             elif attrs:
                 node.attrs.update(attrs)
             return node
         kwargs["attributes"] = attr_to_json(dict(attrs or {}))
-        return StorageArray(self._create_zarr(key, shape, dtype, data, kwargs, shardable, is_string))
-
-    def _create_h5(self, key, shape, dtype, data, kwargs, resizable, is_string) -> h5py.Dataset:
-        if shape == ():
-            kwargs = {k: v for k, v in kwargs.items() if k not in _H5_COMPRESSION_KEYS}
-        elif "chunks" in kwargs and kwargs["chunks"] not in (None, True) and len(kwargs["chunks"]) != len(shape):
-            kwargs.pop("chunks")  # a chunk shape meant for another rank of array
-        if is_string:
-            h5dtype = h5py.string_dtype("utf-8")
-            if data is not None:
-                data = as_str_objects(data, self._child_path(key))
-        elif dtype.kind == "V" and dtype.names:
-            h5dtype = h5_record_dtype(dtype)
-            if data is not None:
-                data = data.astype(h5dtype)
-        else:
-            h5dtype = dtype
-        if 0 in shape and not resizable:  # HDF5 cannot chunk an empty fixed-size dataset
-            kwargs = {k: v for k, v in kwargs.items() if k not in _H5_COMPRESSION_KEYS}
-        if resizable and len(shape) == 1:
-            kwargs.setdefault("maxshape", (None,))
-        wants_chunks = shape != () and ("maxshape" in kwargs or kwargs.get("compression") is not None)
-        if wants_chunks and kwargs.get("chunks") in (None, True):
-            kwargs["chunks"] = layout.h5_chunks(shape, nominal_itemsize(dtype))
-        if data is None:
-            return self.raw.create_dataset(key, shape=shape, dtype=h5dtype, **kwargs)
-        if not kwargs and (is_string or dtype.kind in "biufc"):  # plain dataset: low-level, ~3x faster
-            return h5_small.create_plain_dataset(self.raw, key, data, strings=is_string)
-        if kwargs.get("compression") == "gzip" and not is_string:
-            dataset = self.raw.create_dataset(key, shape=shape, dtype=h5dtype, **kwargs)
-            if h5_chunks.can_use_direct_chunks(dataset):
-                h5_chunks.write_chunks(dataset, data, level=kwargs.get("compression_opts") or 4)
-            else:
-                dataset[...] = data
-            return dataset
-        return self.raw.create_dataset(key, data=data, dtype=h5dtype, **kwargs)
-
-    def _create_zarr(self, key, shape, dtype, data, kwargs, shardable, is_string) -> zarr.Array:
-        if "compressor" in kwargs:
-            compressor = kwargs.pop("compressor")
-            kwargs.setdefault("compressors", compressor)
-        zarr_format = self.zarr_format
-        if shape == ():
-            kwargs = {k: v for k, v in kwargs.items() if k not in _ZARR_COMPRESSION_KEYS}
-            shardable = False
-        else:
-            if "chunks" in kwargs and kwargs["chunks"] is not None and len(kwargs["chunks"]) != len(shape):
-                kwargs.pop("chunks")
-            if "shards" in kwargs and kwargs["shards"] is not None and len(kwargs["shards"]) != len(shape):
-                kwargs.pop("shards")
-        if dtype.kind == "V" and dtype.names:
-            shardable = False  # zarr-python cannot shard structured dtypes (zarr-python #3546)
-            dtype, data = zarr_record_dtype(dtype, data)
-        if zarr_format == 2:
-            kwargs.pop("shards", None)
-        elif shape != () and "shards" not in kwargs and shardable:
-            from annio.settings import settings
-
-            if settings.auto_shard_zarr_v3:
-                chunks = kwargs.get("chunks") or layout.zarr_chunks(shape, nominal_itemsize(dtype))
-                kwargs["chunks"] = tuple(chunks)
-                kwargs["shards"] = layout.zarr_shards(shape, tuple(chunks), nominal_itemsize(dtype))
-        if shape != () and kwargs.get("chunks") is None:
-            kwargs["chunks"] = layout.zarr_chunks(shape, nominal_itemsize(dtype))
-        if data is not None and 0 not in shape:
-            # one call creates the array and writes its data (fewer metadata round trips)
-            if is_string:
-                data = as_str_objects(data, self._child_path(key)).astype(np.dtypes.StringDType())
-            return zarr_shards.create_with_data(self.raw, key, data, kwargs)
-        zdtype: Any = VariableLengthUTF8() if is_string else dtype
-        return self.raw.create_array(key, shape=shape, dtype=zdtype, **kwargs)
+        return StorageArray(create.create_zarr(self.raw, self.zarr_format, self._child_path(key), key, shape, dtype, data, kwargs, shardable, is_string))

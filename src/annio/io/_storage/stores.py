@@ -13,6 +13,7 @@ Everything that turns what a user passes (a path, a URL, a zarr store object, an
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -33,6 +34,8 @@ __all__ = [
     "is_zip_path",
     "zarr_store",
     "open_read",
+    "open_h5_file",
+    "open_zarr_group",
     "open_h5_read",
     "open_zarr_read",
     "open_write",
@@ -136,6 +139,62 @@ def zarrs_context() -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------- opening
+def open_h5_file(path: str | os.PathLike, mode: Literal["r", "r+"] = "r") -> h5py.File:
+    """Open a local HDF5 file; a truncated or otherwise unreadable one is a FormatError."""
+    path = _local_path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No such file: {str(path)!r}")
+    try:
+        return h5py.File(path, mode)
+    except OSError as err:
+        if mode != "r" and "lock" in str(err).lower():
+            raise
+        raise FormatError("/", f"{path} is not a readable HDF5 file (truncated or corrupt?): {err}") from err
+
+
+def _json_error(err: BaseException) -> bool:
+    while err is not None:
+        if isinstance(err, json.JSONDecodeError | UnicodeDecodeError):
+            return True
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return False
+
+
+def open_zarr_group(zstore: Any, *, where: Any = None, consolidated: bool | None = None) -> tuple[zarr.Group, bool]:
+    """Open the root group of a zarr store read-only; returns it and whether consolidated
+    metadata is in use.
+
+    Metadata that is not JSON, or no group at all, is a :class:`FormatError` naming the
+    root. Consolidated metadata that parses as JSON but that zarr rejects (e.g. an array
+    with chunk sizes below 1) is set aside with a warning: each element's own document is
+    read instead, so the error, if the element's own metadata is damaged too, names it.
+    """
+    where = zstore if where is None else where
+    try:
+        if consolidated is None or consolidated:
+            try:
+                group = zarr.open_group(zstore, mode="r", use_consolidated=consolidated)
+            except (ValueError, TypeError, KeyError, ZeroDivisionError) as err:
+                if _json_error(err) or isinstance(err, zarr.errors.GroupNotFoundError):
+                    raise
+                if consolidated:  # asked for consolidated metadata only
+                    raise
+                warnings.warn(
+                    f"{where}: consolidated metadata could not be used ({err}); reading each element's own metadata",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                return zarr.open_group(zstore, mode="r", use_consolidated=False), False
+            return group, getattr(group.metadata, "consolidated_metadata", None) is not None
+        return zarr.open_group(zstore, mode="r", use_consolidated=False), False
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:
+        raise FormatError("/", f"{where}: no zarr group found: {err}") from err
+    except (ValueError, KeyError, OSError, TypeError, ZeroDivisionError) as err:
+        if _json_error(err):
+            raise FormatError("/", f"{where}: the root's metadata is not valid JSON: {err}") from err
+        raise FormatError("/", f"{where}: could not open zarr group: {err}") from err
+
+
 @contextmanager
 def open_h5_read(store: Any, *, storage_options: Mapping[str, Any] | None = None) -> Iterator[h5py.Group]:
     """Yield an h5py group to read from; paths and URLs are opened read-only and closed
@@ -151,13 +210,7 @@ def open_h5_read(store: Any, *, storage_options: Mapping[str, Any] | None = None
         return
     if not isinstance(store, str | os.PathLike):
         raise TypeError(f"cannot read h5ad from {type(store).__name__}")
-    path = _local_path(store)
-    if not path.exists():
-        raise FileNotFoundError(f"No such file: {str(path)!r}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise FormatError("/", f"{path} is not a readable HDF5 file (truncated or corrupt?): {err}") from err
+    f = open_h5_file(store, "r")
     try:
         yield f
     finally:
@@ -174,12 +227,7 @@ def open_zarr_read(store: Any, *, storage_options: Mapping[str, Any] | None = No
         raise FileNotFoundError(f"No such file or directory: {str(_local_path(store))!r}")
     zstore = zarr_store(store, mode="r", storage_options=storage_options)
     try:
-        try:
-            group = zarr.open_group(zstore, mode="r")
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:
-            raise FormatError("/", f"{store}: no zarr group found: {err}") from err
-        except (ValueError, KeyError, OSError) as err:
-            raise FormatError("/", f"{store}: could not open zarr group: {err}") from err
+        group, _ = open_zarr_group(zstore, where=store)
         yield group
     finally:
         if zstore is not store and isinstance(zstore, zarr.storage.ZipStore):

@@ -1,0 +1,204 @@
+"""A lazy column made of the same column of several lazy frames (or ``None`` for frames
+lacking it): what concatenating :class:`~annio._lazy.frame.Dataset2D` frames gives.
+
+Nothing is read when it is built; a selection reads only the parts it touches, and the
+pieces are combined by the ``combine`` function handed in (the one eager concatenation
+uses), so a lazy concatenation read into memory equals the eager one, dtypes included.
+The dtype is known without reading anything, except for categoricals, whose unified
+categories are read on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from xarray.core import indexing
+from xarray.core.extension_array import PandasExtensionArray
+
+from annio._lazy.columns import LazyCategoricalDtype, LazyColumn, LazyMaskedArray, unwrap
+
+__all__ = ["ConcatenatedColumn", "read_variable"]
+
+
+def _frame_backend(data: Any) -> Any:
+    from annio._lazy.frame import backend_array
+
+    return backend_array(data)
+
+
+def read_variable(variable: xr.Variable, positions: Any) -> Any:
+    """Values of ``variable`` at ``positions`` (a slice or integer array) as pandas/numpy
+    arrays (nullable strings as the pandas string dtype, categoricals as Categorical)."""
+    from annio._lazy.frame import is_dask
+
+    full = isinstance(positions, slice) and positions.indices(variable.shape[0]) == (0, variable.shape[0], 1)
+    part = variable if full else variable.isel({variable.dims[0]: positions})
+    data = part._data
+    if is_dask(data):
+        return data  # computed by the caller, all parts together
+    backend = _frame_backend(variable._data)
+    values = unwrap(data.get_duck_array()) if hasattr(data, "get_duck_array") else unwrap(data)
+    if isinstance(backend, LazyMaskedArray) and backend.kind == "nullable-string-array":
+        raw = np.asarray(values).astype(object)
+        raw[pd.isna(raw)] = None
+        return pd.array(raw, dtype=backend.pandas_dtype)
+    if isinstance(backend, ConcatenatedColumn) and backend.kind == "nullable-string-array":
+        return pd.array(np.asarray(values, dtype=object), dtype=backend.pandas_dtype)
+    return values
+
+
+class _UnionCategories:
+    """Stands in for a categorical array for :class:`LazyCategoricalDtype`: the unified
+    categories, computed (reading each part's categories) on first use."""
+
+    def __init__(self, column: ConcatenatedColumn) -> None:
+        self._column = column
+        self.ordered = False
+        self._categories: pd.Index | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def categories(self) -> pd.Index:
+        if self._categories is None:
+            with self._lock:
+                if self._categories is None:
+                    self._categories = self._column.resolved_dtype().categories
+        return self._categories
+
+    @property
+    def n_categories(self) -> int:
+        return len(self.categories)
+
+
+class ConcatenatedColumn(LazyColumn):
+    """The rows of ``parts`` one after the other; ``parts[i]`` is an xarray ``Variable``
+    or ``None`` (then ``lengths[i]`` missing rows)."""
+
+    def __init__(
+        self,
+        parts: Sequence[xr.Variable | None],
+        lengths: Sequence[int],
+        part_dtypes: Sequence[Any],
+        combine: Callable[[Sequence[Any], Sequence[int]], Any],
+        path: str = "",
+    ) -> None:
+        self.parts = list(parts)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+        self.shape = (int(self.offsets[-1]),)
+        self.combine = combine
+        self.path = path
+        self.part_dtypes = list(part_dtypes)
+        self.kind = ""
+        self._resolved: Any = None
+        cats = [d for d in self.part_dtypes if d is not None]
+        if cats and all(isinstance(d, pd.CategoricalDtype) for d in cats) and not any(d.ordered for d in cats):
+            self._dtype: Any = LazyCategoricalDtype(_UnionCategories(self))  # type: ignore[arg-type]
+        elif cats and all(isinstance(d, pd.CategoricalDtype) for d in cats):
+            self._dtype = None  # ordered: categorical only if all categories agree (read lazily)
+        else:
+            self._dtype = self._dtype_from_samples()
+
+    def _sample(self, dtype: Any) -> Any:
+        if isinstance(dtype, pd.CategoricalDtype):
+            return pd.Categorical.from_codes([-1], dtype=pd.CategoricalDtype(dtype.categories, dtype.ordered))
+        if isinstance(dtype, np.dtypes.StringDType):
+            return pd.array([pd.NA], dtype="string")
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+            return pd.array([pd.NA], dtype=dtype)
+        return np.zeros(1, dtype=dtype)
+
+    def _dtype_from_samples(self) -> Any:
+        present = {str(d): d for d in self.part_dtypes if d is not None}
+        pieces: list[Any] = [self._sample(d) for d in present.values()]
+        if any(d is None for d in self.part_dtypes):
+            pieces.append(None)
+        if len(present) == 1 and None not in pieces:
+            dtype = next(iter(present.values()))
+        else:
+            dtype = pd.api.types.pandas_dtype(getattr(self.combine(pieces, [1] * len(pieces)), "dtype", object))
+        if isinstance(dtype, pd.StringDtype) or isinstance(dtype, np.dtypes.StringDType):
+            self.kind = "nullable-string-array"
+            self.pandas_dtype = dtype if isinstance(dtype, pd.StringDtype) else pd.StringDtype()
+            return np.dtypes.StringDType(na_object=pd.NA)
+        return dtype
+
+    def resolved_dtype(self) -> Any:
+        """The dtype with categories known (reads the parts' categories)."""
+        if self._resolved is None:
+            pieces = [self._sample(pd.CategoricalDtype(d.categories, d.ordered)) if d is not None else None for d in self.part_dtypes]
+            self._resolved = getattr(self.combine(pieces, [1] * len(pieces)), "dtype", np.dtype(object))
+        return self._resolved
+
+    @property
+    def categories(self) -> pd.Index:
+        """The unified categories (categorical columns only)."""
+        return self.resolved_dtype().categories
+
+    @property
+    def ordered(self) -> bool:
+        return bool(getattr(self.dtype, "ordered", False))
+
+    @property
+    def dtype(self) -> Any:
+        if self._dtype is None:
+            self._dtype = self.resolved_dtype()
+        return self._dtype
+
+    def _getitem(self, key: tuple) -> Any:
+        (key,) = key if isinstance(key, tuple) else (key,)
+        scalar = isinstance(key, int | np.integer)
+        positions = np.arange(self.shape[0])[key]
+        positions = np.atleast_1d(positions)
+        part_of = np.searchsorted(self.offsets, positions, side="right") - 1
+        pieces: list[Any] = []
+        lengths: list[int] = []
+        order = np.argsort(part_of, kind="stable")
+        sorted_parts = part_of[order]
+        for i in np.unique(sorted_parts):
+            local = positions[order][sorted_parts == i] - self.offsets[i]
+            lengths.append(len(local))
+            part = self.parts[i]
+            if part is None:
+                pieces.append(None)
+                continue
+            sel: Any = local
+            if len(local) and (len(local) == 1 or (np.diff(local) == 1).all()):
+                sel = slice(int(local[0]), int(local[-1]) + 1)
+            pieces.append(read_variable(part, sel))
+        dask_at = [j for j, p in enumerate(pieces) if p is not None and type(p).__module__.startswith("dask")]
+        if dask_at:
+            import dask
+
+            for j, value in zip(dask_at, dask.compute(*[pieces[j] for j in dask_at], scheduler="synchronous"), strict=True):
+                pieces[j] = np.asarray(value)
+        if not pieces:
+            empty = [self._sample(d)[:0] if d is not None else None for d in self.part_dtypes]
+            pieces, lengths = empty, [0] * len(empty)
+        out = self.combine(pieces, lengths)
+        if not (np.diff(order) == 1).all() if len(order) > 1 else False:
+            out = out[np.argsort(order, kind="stable")]
+        dtype = self.dtype  # what the selected pieces alone give may differ from the whole column's
+        if isinstance(dtype, pd.CategoricalDtype):
+            out = pd.Categorical(out).set_categories(self.categories)
+        elif isinstance(dtype, np.dtype) and self.kind != "nullable-string-array" and getattr(out, "dtype", None) != dtype:
+            out = np.asarray(out).astype(dtype)
+        elif isinstance(dtype, pd.api.extensions.ExtensionDtype) and getattr(out, "dtype", None) != dtype:
+            out = pd.array(out, dtype=dtype)
+        if self.kind == "nullable-string-array":
+            out = np.asarray(out, dtype=object)
+            out = np.where(pd.isna(out), pd.NA, out).astype(self.dtype)
+        if scalar:
+            return unwrap(out)[0]
+        if isinstance(out, pd.api.extensions.ExtensionArray) and not isinstance(out, pd.arrays.NumpyExtensionArray):
+            return PandasExtensionArray(out)
+        return np.asarray(out)
+
+
+def lazy_variable(dim: str, column: ConcatenatedColumn) -> xr.Variable:
+    return xr.Variable(dim, indexing.LazilyIndexedArray(column))
