@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in _COMMANDS.items():
         command = sub.add_parser(name, help=module.__doc__.strip().splitlines()[0])
         module.add_arguments(command)
-        command.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+        if "--quiet" not in command._option_string_actions:  # a command may define its own
+            command.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     return parser
 
 
