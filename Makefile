@@ -18,13 +18,17 @@ $(VENV)/.test-installed: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e '.[test,bench]'
 	touch $@
 
-# h5diff (Debian hdf5-tools) checks byte-level h5ad conformance; installed when we are root.
+# h5diff (Debian hdf5-tools) checks byte-level h5ad conformance, tmux runs the CLI in a real
+# terminal (progress display test); both installed when we are root.
 system-deps:
-	@command -v h5diff >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v h5diff >/dev/null 2>&1 || missing="$$missing hdf5-tools"; \
+	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hdf5-tools >/dev/null) \
-	      || echo "warning: could not install hdf5-tools (h5diff)"; \
-	  else echo "note: h5diff not found and not root: the h5diff test will be skipped"; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "warning: could not install$$missing"; \
+	  else echo "note:$$missing not found and not root: the h5diff/tmux tests will be skipped"; fi; fi
 
 demo: $(VENV)/.demo-installed
 	$(VENV)/bin/annio demo

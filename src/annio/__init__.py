@@ -16,6 +16,12 @@ from annio.settings import settings  # noqa: E402
 from annio._core import AnnData, Raw, register_anndata_namespace  # noqa: E402
 from annio import datasets, errors, io  # noqa: E402
 from annio.io import read_h5ad, read_zarr, write_h5ad, write_zarr  # noqa: E402
+from annio.errors import (  # noqa: E402
+    ExperimentalFeatureWarning,
+    ImplicitModificationWarning,
+    OldFormatWarning,
+    WriteWarning,
+)
 
 __all__ = [
     "AnnData",
@@ -28,6 +34,10 @@ __all__ = [
     "write_zarr",
     "convert",
     "concat",
+    "OldFormatWarning",
+    "ImplicitModificationWarning",
+    "ExperimentalFeatureWarning",
+    "WriteWarning",
     "datasets",
     "errors",
     "io",

@@ -17,7 +17,9 @@ __all__ = [
     "OldFormatWarning",
     "ImplicitModificationWarning",
     "ExperimentalFeatureWarning",
+    "WriteWarning",
     "UnsafeElementNameWarning",
+    "MissingDependencyError",
 ]
 
 
@@ -71,6 +73,15 @@ class WriteError(AnnioError):
     """Writing failed; the previous file or store (if any) was left untouched."""
 
 
+class MissingDependencyError(AnnioError, ImportError):
+    """An optional dependency a reader or writer needs is not installed; names the extra."""
+
+    def __init__(self, package: str, extra: str, what: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(f"{what} needs the optional package {package!r}: pip install 'annio[{extra}]'")
+
+
 class AnnioWarning(UserWarning):
     """Base class of every warning annio emits."""
 
@@ -85,6 +96,10 @@ class ImplicitModificationWarning(AnnioWarning):
 
 class ExperimentalFeatureWarning(AnnioWarning):
     """A feature whose format or API may still change was used."""
+
+
+class WriteWarning(AnnioWarning):
+    """Something could not be written exactly (e.g. a value a text format cannot hold)."""
 
 
 class UnsafeElementNameWarning(AnnioWarning):

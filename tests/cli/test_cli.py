@@ -16,7 +16,7 @@ def test_convert_info_validate(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "b.zarr"), str(tmp_path / "c.h5ad"), "--compression", "gzip"]) == 0
     assert_equal(annio.read_h5ad(tmp_path / "c.h5ad"), adata)
     capsys.readouterr()
-    assert main(["info", str(tmp_path / "b.zarr"), "--depth", "1"]) == 0
+    assert main(["info", str(tmp_path / "b.zarr"), "--tree", "--depth", "1"]) == 0
     out = capsys.readouterr().out
     assert "obs: dataframe 0.2.0" in out and "X: csr_matrix 0.1.0 shape=(300, 60)" in out
     assert main(["validate", str(tmp_path / "c.h5ad")]) == 0

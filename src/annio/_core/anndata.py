@@ -19,6 +19,7 @@ import pandas as pd
 from annio._core.aligned import check_X, coerce_array, infer_dims, new_mapping, non_2d_message
 from annio._core.index import compose_index, normalize_indices, subset_2d, subset_axis
 from annio._core.conversion import MAPPINGS as _MAPPINGS
+from annio._core.chunks import ChunksMixin
 from annio._core.conversion import ConversionMixin, is_anndata_object
 from annio._core.names import NamesMixin, make_dim_frame
 from annio._core.raw import Raw
@@ -78,7 +79,7 @@ def _mapping_property(attr: str, doc: str) -> property:
     )
 
 
-class AnnData(ConversionMixin, NamesMixin):
+class AnnData(ConversionMixin, ChunksMixin, NamesMixin):
     """An annotated data matrix: ``X`` (n_obs × n_vars) with ``obs``/``var`` tables and more.
 
     Parameters

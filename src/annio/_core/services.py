@@ -25,6 +25,8 @@ _PROVIDERS = {
     "to_anndata": "annio._bridge",
     "from_anndata": "annio._bridge",
     "prefetch_lazy": "annio._lazy",
+    "write_csvs": "annio.io",
+    "write_loom": "annio.io",
 }
 _SERVICES: dict[str, Callable[..., Any]] = {}
 

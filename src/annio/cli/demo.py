@@ -52,5 +52,5 @@ def run(args: argparse.Namespace) -> int:
         except (ImportError, AttributeError, NotImplementedError) as err:
             print(f"  lazy access not available: {err}")
         print("\nStored layout (annio info, two levels):")
-        info_run(argparse.Namespace(path=str(zs), depth=2))
+        info_run(argparse.Namespace(path=str(zs), tree=False, depth=None, json=False, storage_option=[], quiet=True))
     return 0

@@ -1,21 +1,45 @@
-"""Show the element tree of an .h5ad file or zarr store (encodings, shapes, chunks) without reading data."""
+"""Summarise an .h5ad file or zarr store (local or URL) from its metadata: shape, columns, X's format and codec, size on disk."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
-from annio.io._storage.stores import open_read
-from annio.io._storage.adapter import wrap
-from annio.cli.tree import walk
+from annio.cli.options import add_storage_arguments, storage_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="an .h5ad file, a zarr store (directory or .zip)")
-    parser.add_argument("--depth", type=int, default=None, help="show this many levels (default: all)")
+    parser.add_argument("path", help="an .h5ad file, a zarr store (directory or .zip), or a URL of either")
+    parser.add_argument("--tree", action="store_true", help="print the element tree (encodings, shapes, chunks) instead")
+    parser.add_argument("--depth", type=int, default=None, help="with --tree: show this many levels (default: all)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON (for scripts)")
+    add_storage_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    with open_read(args.path) as root:
-        for entry in walk(wrap(root), max_depth=args.depth):
-            print(entry.describe())
+    from annio.io._storage.adapter import wrap
+    from annio.io._storage.describe import disk_usage
+    from annio.io._storage.stores import is_h5ad, open_read
+
+    options = storage_options(args)
+    kind = "h5ad" if is_h5ad(args.path) else "zarr"
+    with open_read(args.path, storage_options=options) as raw:
+        root = wrap(raw)
+        if args.tree:
+            from annio.cli.tree import walk
+
+            for entry in walk(root, max_depth=args.depth):
+                print(entry.describe())
+            return 0
+        from annio.cli.summary import render, summarize
+
+        summary = summarize(root)
+        if kind == "zarr":
+            kind = f"zarr v{root.zarr_format}"
+    disk = disk_usage(args.path)
+    if args.json:
+        summary.update(path=str(args.path), format=kind, disk_bytes=disk[0] if disk else None, files=disk[1] if disk else None)
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print(render(summary, source=str(args.path), kind=kind, disk=disk))
     return 0

@@ -5,7 +5,7 @@ and by backed mode."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import pandas as pd
@@ -61,8 +61,10 @@ def _read_dense_as_sparse(node: StorageArray, fmt: Literal["csr", "csc"], chunk_
 class _RootReader:
     """Reads the parts of an AnnData object from a root group, applying the legacy fix-ups."""
 
-    def __init__(self, root: StorageGroup, *, as_sparse: set[str] = frozenset(), sparse_fmt: str = "csr", chunk_size: int = 6000, skip: Sequence[str] = ()) -> None:
+    def __init__(self, root: StorageGroup, *, as_sparse: set[str] = frozenset(), sparse_fmt: str = "csr", chunk_size: int = 6000, skip: Sequence[str] = (),
+                 on_part: Callable[[str, int, int], None] | None = None) -> None:
         self.root = root
+        self.on_part = on_part  # told (key, done, total) after each part is read (``annio validate``)
         self.reader = Reader()
         self.as_sparse = as_sparse
         self.sparse_fmt = sparse_fmt
@@ -100,7 +102,10 @@ class _RootReader:
         if "raw" in keys and any(k.startswith("raw.") for k in keys):
             raise FormatError(root.path, f"{root.filename} has both legacy and current raw formats.")
         parts: dict[str, Any] = {}
-        for key in keys:
+        total = len(keys)
+        for done, key in enumerate(keys, 1):
+            if self.on_part is not None:
+                self.on_part(key, done - 1, total)
             if key.startswith("raw.") or key in self.skip:
                 continue
             if key not in _PARTS:

@@ -12,7 +12,7 @@ import zarr
 from annio.errors import FormatError
 from annio.io._encodings.registry import ArrayEncoding, IOSpec, Reader, Writer, lazy_builder, register
 from annio.io._storage.adapter import StorageArray, StorageGroup
-from annio.io._encodings.blocks import copy_rows
+from annio.io._encodings.blocks import copy_rows, report_progress
 
 _DASK = "dask.array.core.Array"
 
@@ -42,7 +42,9 @@ class DenseArray(ArrayEncoding):
             if isinstance(value, np.ma.MaskedArray):
                 value = value.data
             data = np.asarray(value, dtype=dtype) if dtype is not None else np.asarray(value)
-            return parent.create_array(key, data, dataset_kwargs=dataset_kwargs, attrs=self.spec.as_attrs())
+            created = parent.create_array(key, data, dataset_kwargs=dataset_kwargs, attrs=self.spec.as_attrs())
+            report_progress(data.size)
+            return created
         # out-of-core sources: stream them
         target = parent.create_empty_array(key, tuple(value.shape), dtype or value.dtype, dataset_kwargs=dataset_kwargs, attrs=self.spec.as_attrs())
         copy_rows(value, target)

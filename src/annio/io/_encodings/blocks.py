@@ -4,7 +4,8 @@ peak memory is bounded by ``settings.write_block_bytes`` rather than the data si
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,27 @@ import numpy as np
 from annio.settings import settings
 from annio.io._storage.adapter import StorageArray
 
-__all__ = ["row_blocks", "copy_rows"]
+__all__ = ["row_blocks", "copy_rows", "report_progress", "progress_hook"]
+
+#: the callback told how many values each streamed block wrote (see :func:`progress_hook`)
+_PROGRESS: list[Callable[[int], None]] = []
+
+
+def report_progress(n_values: int) -> None:
+    """Tell the active progress hook (if any) that ``n_values`` more values were written."""
+    for callback in _PROGRESS:
+        callback(n_values)
+
+
+@contextmanager
+def progress_hook(callback: Callable[[int], None]) -> Iterator[None]:
+    """While active, every block written by :func:`copy_rows` or the sparse streamer calls
+    ``callback(n_values)`` (dense: the block's size, sparse: its number of stored values)."""
+    _PROGRESS.append(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.remove(callback)
 
 
 def row_blocks(n_rows: int, row_bytes: int, align: int = 1) -> Iterator[slice]:
@@ -42,4 +63,8 @@ def copy_rows(source: Any, target: StorageArray) -> None:
     row_bytes = itemsize * math.prod(shape[1:])
     grid = target.shards or target.chunks or (1,)
     for rows in row_blocks(shape[0], row_bytes, align=grid[0]):
-        target.write(rows, _as_numpy(source[rows]))
+        block = _as_numpy(source[rows])
+        n_values = block.size
+        target.write(rows, block)
+        del block  # before the next block is read: one block in memory at a time
+        report_progress(n_values)

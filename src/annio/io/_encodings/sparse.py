@@ -17,6 +17,7 @@ from annio.errors import FormatError
 from annio.settings import settings
 from annio.io._encodings.registry import GroupEncoding, IOSpec, Reader, Writer, lazy_builder, register
 from annio.io._storage.adapter import StorageArray, StorageGroup
+from annio.io._encodings.blocks import report_progress
 
 _DASK = "dask.array.core.Array"
 _SPARSE_TYPES = (sp.csr_matrix, sp.csc_matrix, sp.csr_array, sp.csc_array)
@@ -70,6 +71,7 @@ class _Compressed(GroupEncoding):
         group.create_array("data", data, dataset_kwargs=kwargs, resizable=True)
         group.create_array("indices", value.indices.astype(indices_dtype, copy=False), dataset_kwargs=kwargs, resizable=True)
         group.create_array("indptr", value.indptr.astype(indptr_dtype, copy=False), dataset_kwargs=kwargs, resizable=True)
+        report_progress(value.nnz)
 
     def _write_streamed(self, group: StorageGroup, value: Any, shape: tuple[int, ...], kwargs: dict, dataset_kwargs: Mapping[str, Any]) -> None:
         """dask-of-sparse or backed sparse: append major-axis blocks one at a time."""

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from annio.settings import settings
 from annio.io._storage.adapter import StorageArray, StorageGroup
-from annio.io._encodings.blocks import row_blocks
+from annio.io._encodings.blocks import report_progress, row_blocks
 
 
 def _major_blocks(value: Any, fmt: str, n_major: int, row_bytes: int) -> Iterator[slice]:
@@ -99,6 +99,7 @@ def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, .
         indices.append(block.indices)
         indptr_parts.append(block.indptr[1:].astype(np.int64) + nnz)
         nnz += block.nnz
+        report_progress(block.nnz)
     data.close()
     indices.close()
     indptr = np.concatenate(indptr_parts)

@@ -1,0 +1,147 @@
+"""What ``annio info`` prints: a summary of a stored AnnData read from metadata only (shapes,
+column dtypes, X's format, dtype, nnz, chunking, codec; size on disk)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from annio.io._encodings.registry import get_spec
+from annio.io._storage.adapter import StorageArray, StorageGroup
+from annio.io._storage.describe import codec
+
+__all__ = ["summarize", "render"]
+
+_MAPPINGS = ("obsm", "varm", "obsp", "varp", "layers")
+
+
+def _length(frame: StorageGroup | None) -> int | None:
+    if frame is None:
+        return None
+    index = frame.attrs.get("_index")
+    if index is not None and index in frame.keys():
+        return int(frame[index].shape[0])
+    return None
+
+
+def _column(node: Any) -> str:
+    enc = get_spec(node).encoding_type
+    if enc == "categorical":
+        n = node["categories"].shape[0] if "categories" in node.keys() else "?"
+        ordered = " ordered" if bool(node.attrs.get("ordered", False)) else ""
+        return f"category{ordered}, {n}"
+    if enc in ("nullable-integer", "nullable-boolean"):
+        return f"nullable {node['values'].dtype}"
+    if enc == "nullable-string-array":
+        return "string"
+    if enc == "string-array" or (isinstance(node, StorageArray) and node.is_string):
+        return "str"
+    if isinstance(node, StorageArray):
+        return str(node.dtype)
+    return enc or "group"
+
+
+def _frame(node: StorageGroup | None) -> dict[str, str]:
+    if node is None:
+        return {}
+    order = node.attrs.get("column-order", [])
+    order = [order] if isinstance(order, str) else list(order)
+    return {str(c): _column(node[c]) for c in order if c in node.keys()}
+
+
+def _matrix(node: Any) -> dict[str, Any]:
+    spec = get_spec(node)
+    out: dict[str, Any] = {"encoding": spec.encoding_type or ("array" if isinstance(node, StorageArray) else "group")}
+    if isinstance(node, StorageGroup) and spec.encoding_type in ("csr_matrix", "csc_matrix") and "data" in node.keys():
+        data = node["data"]
+        shape = [int(s) for s in node.attrs.get("shape", [])]
+        nnz = int(data.shape[0])
+        out.update(shape=shape, dtype=str(data.dtype), nnz=nnz, chunks=data.chunks, shards=data.shards, codec=codec(data))
+        if shape and math.prod(shape):
+            out["density"] = nnz / math.prod(shape)
+    elif isinstance(node, StorageArray):
+        out.update(shape=list(node.shape), dtype=str(node.dtype), chunks=node.chunks, shards=node.shards, codec=codec(node))
+    elif isinstance(node, StorageGroup) and spec.encoding_type == "dataframe":
+        out.update(shape=[_length(node), len(_frame(node))])
+    for key in ("chunks", "shards"):
+        if out.get(key) is not None:
+            out[key] = [int(c) for c in out[key]]
+    return out
+
+
+def summarize(root: StorageGroup) -> dict[str, Any]:
+    """The summary of the AnnData stored at ``root`` (nothing but metadata is read)."""
+    keys = set(root.keys())
+    obs = root["obs"] if "obs" in keys else None
+    var = root["var"] if "var" in keys else None
+    X = _matrix(root["X"]) if "X" in keys else None
+    n_obs, n_vars = _length(obs), _length(var)
+    if (n_obs is None or n_vars is None) and X and X.get("shape"):
+        n_obs, n_vars = X["shape"][:2]
+    out: dict[str, Any] = {
+        "n_obs": n_obs,
+        "n_vars": n_vars,
+        "encoding": f"{get_spec(root).encoding_type} {get_spec(root).encoding_version}".strip(),
+        "obs": _frame(obs),
+        "var": _frame(var),
+        "uns": sorted(root["uns"].keys()) if "uns" in keys and isinstance(root["uns"], StorageGroup) else [],
+    }
+    for name in _MAPPINGS:
+        group = root[name] if name in keys else None
+        out[name] = {k: _matrix(group[k]) for k in group.keys()} if isinstance(group, StorageGroup) else {}
+    out["X"] = X
+    if "raw" in keys:
+        raw = root["raw"]
+        out["raw"] = {"n_vars": _length(raw["var"]) if "var" in raw.keys() else None,
+                      "X": _matrix(raw["X"]) if "X" in raw.keys() else None}
+    return out
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n}"  # pragma: no cover
+
+
+def _brief(m: dict[str, Any]) -> str:
+    shape = "×".join(str(s) for s in m.get("shape") or [])
+    enc = m["encoding"].replace("_matrix", "")
+    parts = [p for p in (shape, enc if enc != "array" else "", m.get("dtype", "")) if p]
+    return " ".join(parts)
+
+
+def render(summary: dict[str, Any], *, source: str, kind: str, disk: tuple[int, int] | None) -> str:
+    """``print(adata)``-like text of a summary."""
+    where = f"{kind}"
+    if disk is not None:
+        where += f", {_size(disk[0])} on disk in {disk[1]} file{'s' if disk[1] != 1 else ''}"
+    lines = [f"{source}: AnnData object with n_obs × n_vars = {summary['n_obs']} × {summary['n_vars']}  ({where})"]
+    for name in ("obs", "var"):
+        if summary[name]:
+            lines.append(f"    {name}: " + ", ".join(f"'{k}' ({v})" for k, v in summary[name].items()))
+    if summary["uns"]:
+        lines.append("    uns: " + ", ".join(f"'{k}'" for k in summary["uns"]))
+    for name in _MAPPINGS:
+        if summary[name]:
+            lines.append(f"    {name}: " + ", ".join(f"'{k}' ({_brief(v)})" for k, v in summary[name].items()))
+    if summary.get("raw"):
+        lines.append(f"    raw: {summary['raw']['n_vars']} vars" + (f", X {_brief(summary['raw']['X'])}" if summary["raw"]["X"] else ""))
+    X = summary["X"]
+    if X is None:
+        lines.append("    X: none")
+    else:
+        text = f"    X: {X['encoding']} {X.get('dtype', '')}"
+        if "nnz" in X:
+            text += f", nnz {X['nnz']:,}"
+            if "density" in X:
+                text += f" ({100 * X['density']:.2f}% dense)"
+        if X.get("chunks"):
+            text += f", chunks {tuple(X['chunks'])}"
+        if X.get("shards"):
+            text += f", shards {tuple(X['shards'])}"
+        if X.get("codec"):
+            text += f", codec {X['codec']}"
+        lines.append(text)
+    return "\n".join(lines)
