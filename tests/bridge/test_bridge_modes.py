@@ -11,7 +11,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import zarr
 from bridge_helpers import assert_all_shared, full_adata
 
 import annio

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from annio._core import AnnData
 from annio.errors import FormatError
-from annio.io._formats.common import decode_strings, frame, names_index
+from annio.io._formats.common import decode_strings, names_index
 
 __all__ = ["read_loom", "write_loom"]
 
