@@ -322,3 +322,20 @@ def test_on_disk_single_input_applies_label_and_groups(stored, tmp_path):
     with h5py.File(tmp_path / "g.h5ad", "w") as f:
         concat_on_disk([stored[0], stored[3]], f)
     assert_equal(annio.read_h5ad(tmp_path / "g.h5ad"), annio.concat(eager_reads([stored[0], stored[3]])))
+
+
+def test_anndata_inputs_are_accepted_without_copying():
+    import anndata as ad
+    import scipy.sparse as sp
+
+    parts = []
+    for i in range(2):
+        X = sp.random(5, 4, density=0.5, format="csr", random_state=i, dtype=np.float32)
+        parts.append(ad.AnnData(X=X, obs=pd.DataFrame(index=[f"c{i}_{j}" for j in range(5)]),
+                                var=pd.DataFrame(index=[f"g{j}" for j in range(4)])))
+    got = annio.concat(parts, label="batch")
+    assert isinstance(got, annio.AnnData)
+    assert got.shape == (10, 4) and list(got.obs["batch"].cat.categories) == ["0", "1"]
+    expected = ad.concat(parts, label="batch")
+    np.testing.assert_array_equal(got.X.toarray(), expected.X.toarray())
+    assert list(got.obs_names) == list(expected.obs_names)

@@ -54,11 +54,15 @@ def _inputs(adatas: Any, keys: Any) -> tuple[list[Any], list[str] | None]:
         keys = None if keys is None else list(keys)
     if keys is not None and len(keys) != len(adatas):
         raise ValueError(f"got {len(keys)} keys for {len(adatas)} objects to concatenate")
+    from annio._bridge import as_annio
     from annio._core import AnnData
 
+    adatas = [as_annio(a) for a in adatas]  # anndata.AnnData inputs are taken over without copying
     for a in adatas:
         if not isinstance(a, AnnData):
-            raise TypeError(f"can only concatenate annio.AnnData objects, got {type(a).__module__}.{type(a).__name__}")
+            raise TypeError(
+                f"can only concatenate annio.AnnData or anndata.AnnData objects, got {type(a).__module__}.{type(a).__name__}"
+            )
     return adatas, keys
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 
@@ -23,19 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from annio._ops.concat_on_disk import concat_on_disk
+    from annio.cli.progress import progress_bar
 
     keys = args.keys.split(",") if args.keys else None
     start = time.perf_counter()
-
-    def progress(done: int, total: int) -> None:
-        if total and not args.quiet:
-            print(f"\rconcat: {done}/{total} blocks", end="", file=sys.stderr, flush=True)
-
-    concat_on_disk(
-        args.inputs, args.out, axis=args.axis, join=args.join, merge=args.merge, uns_merge=args.uns_merge,
-        label=args.label, keys=keys, index_unique=args.index_unique, pairwise=args.pairwise, progress=progress,
-    )
-    if not args.quiet:
-        print(file=sys.stderr)
+    with progress_bar(f"concatenating {len(args.inputs)} inputs", quiet=args.quiet, unit="blocks") as update:
+        concat_on_disk(
+            args.inputs, args.out, axis=args.axis, join=args.join, merge=args.merge, uns_merge=args.uns_merge,
+            label=args.label, keys=keys, index_unique=args.index_unique, pairwise=args.pairwise, progress=update,
+        )
+    if args.quiet:
+        return 0
     print(f"wrote {args.out} from {len(args.inputs)} inputs in {time.perf_counter() - start:.2f} s")
     return 0
