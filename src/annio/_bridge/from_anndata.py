@@ -63,6 +63,13 @@ def _filemode(obj: Any) -> str:
     return "r+" if mode in ("r+", "a", "w") else "r"
 
 
+def _plain_index(index: Any) -> Any:
+    """A view's index as numpy/slice: anndata 0.13 wraps it in an ``IndexManager`` (one
+    index per array backend) whose ``get_default()`` is the numpy form."""
+    get_default = getattr(index, "get_default", None)
+    return get_default() if callable(get_default) else index
+
+
 def from_anndata(obj: Any, cls: type | None = None) -> Any:
     """An :class:`annio.AnnData` sharing every array buffer with the ``anndata`` object ``obj``.
 
@@ -86,7 +93,7 @@ def from_anndata(obj: Any, cls: type | None = None) -> Any:
     if obj.is_view:
         ref, oidx, vidx = (getattr(obj, name, None) for name in ("_adata_ref", "_oidx", "_vidx"))
         if ref is not None and oidx is not None and vidx is not None:
-            return from_anndata(ref, cls)[oidx, vidx]
+            return from_anndata(ref, cls)[_plain_index(oidx), _plain_index(vidx)]
         obj = obj.copy()  # an anndata without the view internals: convert its copy
     kwargs: dict[str, Any] = {
         "obs": obj.obs.copy(deep=False),
