@@ -7,18 +7,6 @@ from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
 
-__all__ = [
-    "read_zarr",
-    "read_h5ad",
-    "read_lazy",
-    "read_elem",
-    "read_elem_lazy",
-    "write_elem",
-    "write_zarr",
-    "write_h5ad",
-    "to_memory",
-]
-
 
 async def read_zarr(store: Any, *, storage_options: Mapping[str, Any] | None = None) -> Any:
     """Async :func:`annio.read_zarr`."""
