@@ -67,6 +67,22 @@ def test_whole_file_readers_refuse_mudata(mudata_file):
         assert "rna" in message and "prot" in message and "read_elem(f['/mod/" in message
 
 
+def test_read_elem_of_the_root_names_the_container(mudata_file):
+    """read_elem on the root of a .h5mu gives the MuData message, not 'unknown encoding'."""
+    path, mods = mudata_file
+    root = _open(path)
+    try:
+        with pytest.raises(FormatError, match="MuData container") as info:
+            read_elem(root)
+        message = str(info.value)
+        assert "unknown encoding" not in message
+        assert "rna" in message and "prot" in message and "read_elem(f['/mod/" in message
+        assert_equal(read_elem(root["mod/rna"]), mods["rna"])  # the route the message names works
+    finally:
+        if isinstance(root, h5py.File):
+            root.close()
+
+
 def test_modalities_read_from_groups(mudata_file):
     path, mods = mudata_file
     root = _open(path)

@@ -13,6 +13,7 @@ from scipy import sparse
 
 from annio.errors import AnnioWarning, FormatError
 from annio.io._encodings import legacy
+from annio.io._encodings.containers import refuse_container
 from annio.io._encodings.registry import Reader
 from annio.io._storage.adapter import StorageArray, StorageGroup, wrap
 
@@ -135,24 +136,6 @@ class _RootReader:
         obs_was_dataset = "obs" in keys and isinstance(root["obs"], StorageArray)
         legacy.apply_legacy_fixups(parts, obs_was_dataset=obs_was_dataset)
         return parts
-
-
-def refuse_container(root: StorageGroup) -> None:
-    """Refuse a group that holds AnnData objects instead of being one (a MuData ``.h5mu``
-    file: encoding ``MuData``, modalities under ``mod/``), saying how to read a modality."""
-    encoding = str(root.attrs.get("encoding-type", "") or "")
-    if encoding == "anndata" or (encoding != "MuData" and "mod" not in root):
-        return
-    mods = root["mod"].keys() if "mod" in root and root["mod"].is_group else []
-    first = mods[0] if mods else "rna"
-    where = root.path.rstrip("/")
-    raise FormatError(
-        root.path,
-        f"{root.filename} is a MuData container (modalities: {', '.join(mods) or 'none'}), not an AnnData. "
-        f"Read one modality from the open file, e.g. annio.io.read_elem(f[{where + '/mod/' + first!r}]) "
-        f"or annio.read_h5ad(f[{where + '/mod/' + first!r}]) with f = h5py.File(path) (zarr: zarr.open_group(path)), "
-        "or use the mudata package for the whole object",
-    )
 
 
 def read_root(group: Any, **kwargs: Any) -> dict[str, Any]:

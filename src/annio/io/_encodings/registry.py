@@ -23,6 +23,7 @@ import numpy as np
 
 from annio._bridge import as_annio
 from annio.errors import FormatError, IORegistryError, UnknownEncodingError, UnsafeElementNameWarning
+from annio.io._encodings.containers import container_error
 from annio.io._storage.adapter import StorageGroup, StorageNode, wrap
 
 __all__ = [
@@ -181,6 +182,8 @@ class Registry:
             if spec == LEGACY or (spec, kind) not in self._readers and spec.encoding_type == "":
                 encoding = self._readers.get((LEGACY, kind))
             if encoding is None:
+                if spec.encoding_type == "MuData" and isinstance(node, StorageGroup):
+                    raise container_error(node)
                 raise UnknownEncodingError(node.path, spec.encoding_type, spec.encoding_version)
         return encoding
 
