@@ -49,3 +49,32 @@ def test_read_zarr_fetches_sparse_metadata_once(store_path):
     annio.read_zarr(store)
     for part in ("data", "indices", "indptr"):
         assert store.counts[f"X/{part}/zarr.json"] == 1, store.counts
+
+
+def _rich(n: int = 30):
+    import pandas as pd
+
+    obs = pd.DataFrame({"a": np.arange(n), "c": pd.Categorical(["x", "y"] * (n // 2))}, index=[f"c{i}" for i in range(n)])
+    a = annio.AnnData(
+        np.ones((n, 6), dtype=np.float32), obs=obs,
+        obsm={"p": np.ones((n, 2)), "sp": sparse.random(n, 5, density=0.3, format="csr", random_state=1)},
+        layers={"l": sparse.random(n, 6, density=0.3, format="csr", random_state=2)},
+        obsp={"d": sparse.random(n, n, density=0.1, format="csr", random_state=3)},
+        uns={"u": {"v": np.arange(3)}, "t": "x"},
+    )
+    a.raw = a
+    return a
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_every_metadata_document_fetched_once_without_consolidation(tmp_path, zarr_format):
+    """Listing a group (obsm, layers, uns, ...) opens its members: they are not fetched again."""
+    path = tmp_path / "r.zarr"
+    with annio.settings.override(zarr_write_format=zarr_format):
+        _rich().write_zarr(path, consolidate_metadata=False)
+    for read in (read_lazy, annio.read_zarr):
+        store = CountingStore(LocalStore(path, read_only=True))
+        read(store)
+        meta = {k: v for k, v in store.counts.items() if k.rsplit("/", 1)[-1] in ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata")}
+        assert {"obsm/p", "uns/u/v", "layers/l"} <= {k.rsplit("/", 1)[0] for k in meta}
+        assert all(v == 1 for v in meta.values()), {k: v for k, v in meta.items() if v > 1}

@@ -101,3 +101,37 @@ def test_read_lazy_url_with_storage_options(local_zarr: dict[int, Path], s3_serv
     s3_server.upload_dir(local, f"lazy/{local.name}")
     lazy = read_lazy(s3_server.url(f"lazy/{local.name}"), storage_options=s3_server.storage_options())
     assert_equal(lazy.to_memory(), read_zarr(local))
+
+
+@pytest.mark.filterwarnings("ignore:Did not read zarr as consolidated:UserWarning")
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_read_lazy_over_s3_fetches_each_metadata_document_once(tmp_path: Path, s3_server: Any, zarr_format: int) -> None:
+    """An unconsolidated store on S3: listing a group opens its members once, not twice."""
+    import collections
+
+    from zarr.storage import WrapperStore
+
+    from annio.experimental import read_lazy
+
+    class Counting(WrapperStore):
+        def __init__(self, store: Any) -> None:
+            super().__init__(store)
+            self.counts: collections.Counter[str] = collections.Counter()
+
+        async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+            self.counts[key] += 1
+            return await self._store.get(key, prototype, byte_range)
+
+    adata = gen_adata((20, 8), X_type="csr", seed=5, varm=False, varp=False)
+    local = tmp_path / f"unconsolidated-v{zarr_format}.zarr"
+    with annio.settings.override(zarr_write_format=zarr_format):
+        adata.write_zarr(local, consolidate_metadata=False)
+    s3_server.upload_dir(local, f"meta/{local.name}")
+    store = zarr_store_from_url(s3_server.url(f"meta/{local.name}"), storage_options=s3_server.storage_options())
+    counting = Counting(getattr(store, "_store", store))
+    lazy = read_lazy(counting)
+    names = ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata")
+    meta = {k: v for k, v in counting.counts.items() if k.rsplit("/", 1)[-1] in names}
+    assert any(k.startswith("obsm/") for k in meta) and any(k.startswith("layers/") for k in meta)
+    assert all(v == 1 for v in meta.values()), {k: v for k, v in meta.items() if v > 1}
+    assert_equal(lazy.to_memory(), read_zarr(local))

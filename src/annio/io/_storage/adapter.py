@@ -316,7 +316,8 @@ class StorageGroup(StorageNode):
 
     def keys(self) -> list[str]:
         try:
-            return list(self.raw.keys())
+            names = opened.member_names(self, wrap)
+            return list(self.raw.keys()) if names is None else names
         except _BACKEND_ERRORS as err:
             for name in guards.stored_member_names(self):
                 self[name]  # raises a FormatError naming the damaged member

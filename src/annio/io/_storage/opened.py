@@ -9,7 +9,7 @@ from typing import Any
 
 from annio.errors import MissingElementError
 
-__all__ = ["child", "contains", "remembers"]
+__all__ = ["child", "contains", "remembers", "member_names"]
 
 
 def _cache(group: Any) -> dict[str, Any] | None:
@@ -46,3 +46,18 @@ def contains(group: Any, key: object) -> bool:
     except MissingElementError:
         return False
     return True
+
+
+def member_names(group: Any, wrap: Callable[[Any], Any]) -> list[str] | None:
+    """The children's names of a remembering group, listed together with the opened
+    children (zarr opens every member to list a group: keep them instead of fetching each
+    metadata document again on ``group[key]``). ``None`` for other groups."""
+    cache = _cache(group)
+    members = getattr(group.raw, "members", None)
+    if cache is None or members is None:
+        return None
+    names = []
+    for name, node in members():
+        cache.setdefault(name, wrap(node))
+        names.append(name)
+    return names
