@@ -13,7 +13,7 @@ import zarr
 import annio
 from annio.cli.main import main as cli_main
 from annio.errors import FormatError
-from annio.experimental import read_lazy
+from annio.experimental import read_dispatched, read_lazy
 from annio.io import read_elem
 
 from conftest import BACKENDS, drop_consolidated, write_valid
@@ -96,6 +96,49 @@ def test_deep_uns_reads_everywhere(deep_file, capsys):
                 adata.file.close()
     assert cli_main(["validate", str(deep_file)]) == 0
     assert "OK" in capsys.readouterr().out
+
+
+def test_deep_uns_reads_through_a_dispatch_callback(deep_file):
+    """A user callback recurses at every level: a 300-deep uns still reads (anndata: RecursionError)."""
+    import sys
+
+    seen = []
+
+    def callback(read_func, elem_name, elem, iospec):
+        seen.append(elem_name)
+        return read_func(elem)
+
+    limit = sys.getrecursionlimit()
+    root = _open(deep_file, "r")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            uns = read_dispatched(root["uns"], callback)
+    finally:
+        if isinstance(root, h5py.File):
+            root.close()
+    np.testing.assert_array_equal(_bottom(uns, DEPTH)["leaf"], np.arange(3))
+    assert any(name.endswith(f"/l{DEPTH - 1}/leaf") for name in seen)  # every level went through it
+    assert sys.getrecursionlimit() == limit  # restored after the walk
+
+
+def test_absurdly_deep_tree_through_a_callback_is_a_format_error(tmp_path, monkeypatch):
+    """Beyond the stack's hard cap the reader says so (with the path) instead of crashing.
+    The cap is lowered so a small tree exceeds it (h5py builds deep trees in quadratic time)."""
+    from annio.io._encodings import depth
+
+    monkeypatch.setattr(depth, "MAX_RECURSION_LIMIT", 3_000)
+    path = tmp_path / "very-deep.h5"
+    with h5py.File(path, "w") as f:
+        group = f.create_group("uns")
+        group.attrs.update(DICT)
+        for i in range(1_000):
+            group = group.create_group("a")
+            group.attrs.update(DICT)
+    with h5py.File(path, "r") as f:
+        with pytest.raises(FormatError, match="nested too deeply|recursion depth") as info:
+            read_dispatched(f["uns"], lambda read_func, name, elem, iospec: read_func(elem))
+    assert str(info.value).startswith("/uns/a/a/a")
 
 
 def test_deep_uns_round_trips(tmp_path):

@@ -12,7 +12,6 @@ without encoding attributes go to the legacy reader (``IOSpec("", "")``).
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 from annio._bridge import as_annio
 from annio.errors import FormatError, IORegistryError, UnknownEncodingError, UnsafeElementNameWarning
 from annio.io._encodings.containers import container_error
+from annio.io._encodings.depth import StackRoom, nesting_depth
 from annio.io._storage.adapter import StorageGroup, StorageNode, wrap
 
 __all__ = [
@@ -252,8 +252,16 @@ class Reader:
         self.lazy = lazy
         self.lazy_kwargs = dict(lazy_kwargs)
         self._open_groups: dict[Any, str] = {}
+        self._room = StackRoom()
 
     def read_elem(self, elem: Any) -> Any:
+        if self.callback is None:
+            return self._read_elem(elem)
+        # a user callback recurses through every level (it calls back for each child)
+        with self._room.level():
+            return self._read_elem(elem)
+
+    def _read_elem(self, elem: Any) -> Any:
         node = wrap(elem)
         try:
             spec = get_spec(node)
@@ -322,19 +330,13 @@ class Writer:
         if self._depth:
             self._write_elem(parent, key, value, dataset_kwargs=dataset_kwargs)
             return
-        # the outermost call: make room on the stack for a deeply nested value (each level
-        # of nesting costs a handful of frames: a tree of a few hundred levels is legitimate)
-        needed = _FRAMES_PER_LEVEL * _nesting_depth(value) + _frame_depth() + 200
-        old = sys.getrecursionlimit()
-        if needed > old:
-            sys.setrecursionlimit(min(needed, _MAX_RECURSION_LIMIT))
-        self._depth += 1
-        try:
-            self._write_elem(parent, key, value, dataset_kwargs=dataset_kwargs)
-        finally:
-            self._depth -= 1
-            if needed > old:
-                sys.setrecursionlimit(old)
+        # the outermost call: make room on the stack for a deeply nested value
+        with StackRoom().levels(nesting_depth(value)):
+            self._depth += 1
+            try:
+                self._write_elem(parent, key, value, dataset_kwargs=dataset_kwargs)
+            finally:
+                self._depth -= 1
 
     def _write_elem(self, parent: Any, key: str, value: Any, *, dataset_kwargs: Mapping[str, Any] = EMPTY) -> None:
         group = wrap(parent)
@@ -363,33 +365,6 @@ class Writer:
         missing = {k: v for k, v in encoding.spec.as_attrs().items() if k not in attrs}
         if missing:
             attrs.update(missing)
-
-
-_FRAMES_PER_LEVEL = 16
-_MAX_RECURSION_LIMIT = 50_000
-
-
-def _frame_depth() -> int:
-    frame, n = sys._getframe(), 0
-    while frame is not None:
-        frame, n = frame.f_back, n + 1
-    return n
-
-
-def _nesting_depth(value: Any) -> int:
-    """How deeply mappings nest in ``value`` (an AnnData counts its ``uns``), walked
-    without recursion."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        uns = getattr(item, "uns", None) if not isinstance(item, Mapping) else None
-        if isinstance(uns, Mapping):
-            item = uns
-        if isinstance(item, Mapping):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, Mapping) or hasattr(v, "uns"))
-    return deepest
 
 
 def _check_key(group: StorageGroup, key: str) -> str:
