@@ -94,3 +94,43 @@ def test_annio_zip_read_by_anndata(tmp_path):
     theirs = anndata.read_zarr(store)
     helpers.assert_adata_matches(read_zarr(path), theirs)
     store.close()
+
+
+def _group(tmp_path, fmt, name):
+    import h5py
+
+    if fmt == "h5ad":
+        return h5py.File(tmp_path / f"{name}.h5", "w")
+    return zarr.open_group(tmp_path / f"{name}.zarr", mode="w", zarr_format=2 if fmt == "zarr2" else 3)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("sparse_format", ["csr", "csc"])
+def test_dask_sparse_index_dtypes_like_anndata(fmt, sparse_format, tmp_path):
+    """A dask array of sparse chunks built in memory is stored with int64 indptr, as anndata
+    writes it (a scipy matrix keeps its own int32 indptr in both)."""
+    import dask.array as da
+    import numpy as np
+    import scipy.sparse as sp
+    from anndata.io import read_elem as ad_read_elem
+    from anndata.io import write_elem as ad_write_elem
+
+    from annio.io import write_elem
+
+    m = sp.random(40, 12, density=0.3, format=sparse_format, random_state=7, dtype=np.float32)
+    x = da.from_array(m, chunks=(9, 12) if sparse_format == "csr" else (40, 5), asarray=False)
+    stores = {"annio": _group(tmp_path, fmt, "annio"), "anndata": _group(tmp_path, fmt, "anndata")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, write in (("annio", write_elem), ("anndata", ad_write_elem)):
+            write(stores[name], "dask", x)
+            write(stores[name], "scipy", m)
+        for key in ("dask", "scipy"):
+            theirs = stores["anndata"][f"{key}/indptr"].dtype
+            assert stores["annio"][f"{key}/indptr"].dtype == theirs, (key, theirs)
+        assert stores["annio"]["dask/indptr"].dtype == np.int64
+        back = ad_read_elem(stores["annio"]["dask"])  # anndata reads what annio wrote
+    assert back.format == sparse_format and (back != m).nnz == 0
+    for store in stores.values():
+        if hasattr(store, "close"):
+            store.close()

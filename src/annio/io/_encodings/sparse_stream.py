@@ -31,6 +31,10 @@ def _major_blocks(value: Any, fmt: str, n_major: int, row_bytes: int) -> Iterato
     yield from row_blocks(n_major, row_bytes)
 
 
+def _is_dask(value: Any) -> bool:
+    return type(value).__module__.startswith("dask.")
+
+
 class _Appender:
     """A growing 1-D array written in whole storage blocks from a preallocated buffer.
 
@@ -85,9 +89,10 @@ def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, .
     data = _Appender(group, "data", dtype, kwargs)
     indices = _Appender(group, "indices", index_dtype, kwargs)
     indptr_parts = [np.zeros(1, dtype=np.int64)]
-    # a backed source keeps its stored int64 indptr; otherwise int32 while the values fit
+    # a dask array gets int64 indptr, as anndata writes it; a backed source keeps its stored
+    # int64 indptr; otherwise int32 while the values fit
     stored = getattr(getattr(value, "_indptr_node", None), "dtype", None)
-    nnz, given_int64 = 0, stored == np.int64
+    nnz, given_int64 = 0, stored == np.int64 or _is_dask(value)
     row_bytes = max(1, int(n_minor * 0.05) * (dtype.itemsize + index_dtype.itemsize))  # ~5% dense guess
     for sel in _major_blocks(value, fmt, n_major, row_bytes):
         block = value[sel] if fmt == "csr" else value[:, sel]
