@@ -2,8 +2,11 @@
 10x mtx folders and Matrix Market files as sources).
 
 An h5ad/zarr source is opened lazily and written block by block, so peak memory is bounded
-by ``settings.write_block_bytes`` (and one zarr shard), not by the size of the data. The
-other sources are read by their (CSR-streaming) readers first. ``progress(done, total)`` is
+by ``settings.write_block_bytes`` (and one zarr shard), not by the size of the data. loom
+and 10x ``.h5`` sources are streamed too: their matrices are read one block of cells at a
+time (:mod:`annio.io._formats.streamed`). Matrix Market sources (``.mtx``, 10x matrix
+folders) are parsed into memory in one pass (their entries may come in any order), straight
+into CSR. ``progress(done, total)`` is
 called as values are written (``total``: the values stored in X, layers, obsm/varm,
 obsp/varp and raw of the source).
 """
@@ -77,6 +80,8 @@ def _count_in_memory(adata: Any) -> int:
     def n(x: Any) -> int:
         if x is None or not hasattr(x, "shape"):
             return 0
+        if sp.issparse(getattr(x, "_meta", None)):  # streamed: values unknown until read
+            return int(getattr(x, "annio_values", math.prod(x.shape)))
         return int(x.nnz) if sp.issparse(x) else int(math.prod(x.shape))
 
     total = n(adata.X) + sum(n(v) for v in adata.layers.values())
@@ -84,9 +89,12 @@ def _count_in_memory(adata: Any) -> int:
 
 
 def _read_other(source: Any, kind: str) -> Any:
-    from annio.io import read_10x_h5, read_10x_mtx, read_loom, read_mtx
+    """loom and 10x h5: opened for streaming (dask X and layers, one block of cells read at
+    a time); Matrix Market sources (any entry order) are parsed into memory in one pass."""
+    from annio.io import read_10x_mtx, read_mtx
+    from annio.io._formats.streamed import stream_10x_h5, stream_loom
 
-    readers = {"loom": read_loom, "10x_h5": read_10x_h5, "10x_mtx": read_10x_mtx, "mtx": read_mtx}
+    readers = {"loom": stream_loom, "10x_h5": stream_10x_h5, "10x_mtx": read_10x_mtx, "mtx": read_mtx}
     return readers[kind](source)
 
 

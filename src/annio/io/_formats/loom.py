@@ -20,7 +20,7 @@ from annio._core import AnnData
 from annio.errors import FormatError
 from annio.io._formats.common import decode_strings, names_index
 
-__all__ = ["read_loom", "write_loom"]
+__all__ = ["read_loom", "write_loom", "open_loom"]
 
 _BLOCK_BYTES = 64 << 20
 _STR = h5py.string_dtype("utf-8")
@@ -128,15 +128,36 @@ def read_loom(
     **kwargs
         Accepted for compatibility with ``loompy.connect`` arguments; ignored.
     """
+    read_matrix = lambda ds, dtype: _read_matrix(ds, sparse, dtype)  # noqa: E731
+    return open_loom(filename, read_matrix, cleanup=cleanup, X_name=X_name, obs_names=obs_names, obsm_names=obsm_names,
+                     var_names=var_names, varm_names=varm_names, dtype=dtype, obsm_mapping=obsm_mapping, varm_mapping=varm_mapping)
+
+
+def open_loom(
+    filename: str | os.PathLike,
+    read_matrix: Any,
+    *,
+    cleanup: bool = False,
+    X_name: str = "spliced",
+    obs_names: str = "CellID",
+    obsm_names: Mapping[str, Iterable[str]] | None = None,
+    var_names: str = "Gene",
+    varm_names: Mapping[str, Iterable[str]] | None = None,
+    dtype: str = "float32",
+    obsm_mapping: Mapping[str, Iterable[str]] = MappingProxyType({}),
+    varm_mapping: Mapping[str, Iterable[str]] = MappingProxyType({}),
+) -> AnnData:
+    """:func:`read_loom` with each matrix made by ``read_matrix(dataset, dtype)`` (in
+    memory, or streamed by :mod:`annio.io._formats.streamed`)."""
     obsm_mapping = dict(obsm_names if obsm_names is not None else obsm_mapping)
     varm_mapping = dict(varm_names if varm_names is not None else varm_mapping)
     with h5py.File(filename, "r") as f:
         if "matrix" not in f:
             raise FormatError("/matrix", f"{filename} is not a loom file (no /matrix)")
         n_genes, n_cells = f["matrix"].shape
-        layers = {"matrix": _read_matrix(f["matrix"], sparse, dtype)}
+        layers = {"matrix": read_matrix(f["matrix"], dtype)}
         for key in f.get("layers", {}):
-            layers[key] = _read_matrix(f["layers"][key], sparse, dtype)
+            layers[key] = read_matrix(f["layers"][key], dtype)
         obs, obsm = _split(_read_attrs(f.get("col_attrs"), n_cells), obs_names, obsm_mapping, n_cells)
         var, varm = _split(_read_attrs(f.get("row_attrs"), n_genes), var_names, varm_mapping, n_genes)
         obsp = _read_graphs(f.get("col_graphs"), n_cells)

@@ -23,7 +23,7 @@ from annio.io._formats.common import to_str_index
 from annio.io._formats.mtx import read_mtx_csr
 from annio.io._storage.adapter import wrap
 
-__all__ = ["read_10x_h5", "read_10x_mtx"]
+__all__ = ["read_10x_h5", "read_10x_mtx", "open_10x_h5"]
 
 _GEX = "Gene Expression"
 
@@ -56,12 +56,17 @@ def _csr(group: h5py.Group) -> sp.csr_matrix:
 def _subset_var(adata: AnnData, mask: np.ndarray) -> AnnData:
     if mask.all():
         return adata
+    if not sp.issparse(adata.X):  # a streamed (dask) X: select the columns lazily, block by block
+        keep = np.flatnonzero(mask)
+        # a range (features are grouped by type) as a slice: no index array copied into every block's task
+        cols = slice(int(keep[0]), int(keep[-1]) + 1) if len(keep) and keep[-1] - keep[0] + 1 == len(keep) else keep
+        return AnnData(adata.X[:, cols], obs=adata.obs, var=adata.var.iloc[keep])
     return adata[:, mask].copy()
 
 
-def _read_v3(f: h5py.File, genome: str | None, gex_only: bool) -> AnnData:
+def _read_v3(f: h5py.File, genome: str | None, gex_only: bool, matrix: Any = _csr) -> AnnData:
     g = f["matrix"]
-    X = _csr(g)
+    X = matrix(g)
     feats = g["features"] if "features" in g else None
     if feats is None:
         raise FormatError(f"{g.name}/features", "missing from the 10x file")
@@ -87,7 +92,7 @@ def _read_v3(f: h5py.File, genome: str | None, gex_only: bool) -> AnnData:
     return _subset_var(adata, mask)
 
 
-def _read_v2(f: h5py.File, genome: str | None) -> AnnData:
+def _read_v2(f: h5py.File, genome: str | None, matrix: Any = _csr) -> AnnData:
     genomes = [k for k in f.keys() if isinstance(f[k], h5py.Group)]
     if genome is None:
         if len(genomes) != 1:
@@ -97,7 +102,7 @@ def _read_v2(f: h5py.File, genome: str | None) -> AnnData:
     elif genome not in genomes:
         raise ValueError(f"Could not find genome {genome!r} in {f.filename}. Available genomes are: {genomes}")
     g = f[genome]
-    X = _csr(g)
+    X = matrix(g)
     var = pd.DataFrame({"gene_ids": np.asarray(_strings(g, "genes"), dtype=object)}, index=to_str_index(_strings(g, "gene_names")))
     obs = pd.DataFrame(index=to_str_index(_strings(g, "barcodes")))
     return AnnData(X, obs=obs, var=var)
@@ -124,6 +129,12 @@ def read_10x_h5(filename: str | os.PathLike, *, genome: str | None = None, gex_o
     An AnnData with a float32 CSR X (cells × features), barcodes as obs names, gene symbols
     as var names and var columns ``gene_ids``, ``feature_types``, ``genome`` (v3).
     """
+    return open_10x_h5(filename, _csr, genome=genome, gex_only=gex_only, backup_url=backup_url)
+
+
+def open_10x_h5(filename: str | os.PathLike, matrix: Any, *, genome: str | None = None, gex_only: bool = True, backup_url: str | None = None) -> AnnData:
+    """:func:`read_10x_h5` with X made by ``matrix(group)`` from the matrix group (in
+    memory, or streamed by :mod:`annio.io._formats.streamed`)."""
     path = Path(filename)
     if not path.exists():
         hint = " (annio does not download backup_url)" if backup_url else ""
@@ -134,8 +145,8 @@ def read_10x_h5(filename: str | os.PathLike, *, genome: str | None = None, gex_o
         raise FormatError("/", f"{path} is not a readable HDF5 file: {err}") from err
     with f:
         if "matrix" in f:
-            return _read_v3(f, genome, gex_only)
-        return _read_v2(f, genome)
+            return _read_v3(f, genome, gex_only, matrix)
+        return _read_v2(f, genome, matrix)
 
 
 def _find(folder: Path, prefix: str, names: tuple[str, ...]) -> Path | None:
