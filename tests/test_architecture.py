@@ -21,7 +21,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "annio"
 # Lowest first. A module belongs to the longest prefix listed; it may import its own layer
 # and any layer listed before it.
 LAYERS: list[tuple[str, ...]] = [
-    ("annio.settings", "annio.errors"),
+    ("annio.settings", "annio.errors", "annio._version", "annio._exports"),
     ("annio._core",),
     ("annio._bridge",),
     ("annio.io._storage",),
