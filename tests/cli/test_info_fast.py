@@ -187,3 +187,28 @@ def test_the_fast_path_is_taken_for_local_files(stores, monkeypatch, capsys):
     for name in ("gzip.h5ad", "v3.zarr", "v2.zarr"):
         assert main(["info", str(stores[name])]) == 0
     assert capsys.readouterr().out.count("AnnData object") == 3
+
+
+@pytest.mark.parametrize("fmt", ["h5ad", "zarr"])
+def test_a_null_raw_and_X_are_absent(stores, tmp_path, fmt, monkeypatch, capsys):
+    # anndata writes ``raw=None`` (and X=None) as a "null" element: a regression of info
+    # crashing on it ('StorageArray' object has no attribute 'keys')
+    adata = annio.read_h5ad(stores["gzip.h5ad"])
+    path = tmp_path / f"null.{fmt}"
+    adata.write_h5ad(path) if fmt == "h5ad" else adata.write_zarr(path)
+    null = {"encoding-type": "null", "encoding-version": "0.1.0"}
+    if fmt == "h5ad":
+        with h5py.File(path, "a") as f:
+            for name in ("raw", "X"):
+                del f[name]
+                f.create_dataset(name, data=h5py.Empty("bool")).attrs.update(null)
+    else:
+        g = zarr.open_group(path, mode="a")
+        for name in ("raw", "X"):
+            del g[name]
+            g.create_array(name, shape=(), dtype="bool", fill_value=False).attrs.update(null)
+        zarr.consolidate_metadata(g.store)
+    fast = _info(["info", str(path)], monkeypatch, capsys, fast=True)
+    full = _info(["info", str(path)], monkeypatch, capsys, fast=False)
+    assert fast == full and fast[0] == 0
+    assert "raw:" not in fast[1] and "X: none" in fast[1] and "n_obs × n_vars = 300 × 40" in fast[1]

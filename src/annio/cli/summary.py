@@ -78,7 +78,7 @@ def summarize(root: Any) -> dict[str, Any]:
     keys = set(root.keys())
     obs = root["obs"] if "obs" in keys else None
     var = root["var"] if "var" in keys else None
-    X = _matrix(root["X"]) if "X" in keys else None
+    X = _matrix(root["X"]) if "X" in keys and encoding(root["X"])[0] != "null" else None
     n_obs, n_vars = _length(obs), _length(var)
     if (n_obs is None or n_vars is None) and X and X.get("shape"):
         n_obs, n_vars = X["shape"][:2]
@@ -94,8 +94,8 @@ def summarize(root: Any) -> dict[str, Any]:
         group = root[name] if name in keys else None
         out[name] = {k: _matrix(group[k]) for k in group.keys()} if group is not None and group.is_group else {}
     out["X"] = X
-    if "raw" in keys:
-        raw = root["raw"]
+    raw = root["raw"] if "raw" in keys else None
+    if raw is not None and raw.is_group:  # anndata stores ``raw=None`` as a null array
         out["raw"] = {"n_vars": _length(raw["var"]) if "var" in raw.keys() else None,
                       "X": _matrix(raw["X"]) if "X" in raw.keys() else None}
     return out
