@@ -191,6 +191,8 @@ def test_public_faces_show_only_the_api(face: str) -> None:
     assert public <= api, f"{face} shows names outside __all__: {sorted(public - api)}"
     shown = {n for n in shown if not n.startswith("__")}
     assert shown <= api, f"dir({face}) shows {sorted(shown - api)}"
+    # names are imported on first access (PEP 562): dir() still lists the whole API
+    assert shown == {n for n in api if not n.startswith("__")}, f"dir({face}) misses {sorted(api - shown)}"
     module = importlib.import_module(face)
     for name in api:
         assert getattr(module, name) is not None, f"{face}.{name} is in __all__ but missing"
