@@ -32,7 +32,12 @@ def _major_blocks(value: Any, fmt: str, n_major: int, row_bytes: int) -> Iterato
 
 
 def _is_dask(value: Any) -> bool:
-    return type(value).__module__.startswith("dask.")
+    """A dask array built in memory; one read lazily from a file (or a selection of one) is
+    written like the stored matrix it reads."""
+    if not type(value).__module__.startswith("dask."):
+        return False
+    layers = getattr(getattr(value, "dask", None), "layers", {})
+    return not any(str(name).startswith("annio-") for name in layers)  # annio's lazy readers name theirs so
 
 
 class _Appender:
@@ -89,7 +94,7 @@ def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, .
     data = _Appender(group, "data", dtype, kwargs)
     indices = _Appender(group, "indices", index_dtype, kwargs)
     indptr_parts = [np.zeros(1, dtype=np.int64)]
-    # a dask array gets int64 indptr, as anndata writes it; a backed source keeps its stored
+    # a dask array built in memory gets int64 indptr, as anndata writes it; a backed source keeps its stored
     # int64 indptr; otherwise int32 while the values fit
     stored = getattr(getattr(value, "_indptr_node", None), "dtype", None)
     nnz, given_int64 = 0, stored == np.int64 or _is_dask(value)
