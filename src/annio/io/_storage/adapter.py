@@ -24,9 +24,9 @@ import zarr
 from zarr.dtype import VariableLengthUTF8
 
 from annio.errors import FormatError, MissingElementError
-from annio.io._storage import create, guards, h5_chunks, h5_small, opened, zarr_shards
-from annio.io._storage.ranges import gather_index
-from annio.io._storage.attrs import Attributes, attr_to_json, dumps_json
+from annio.io._storage import create, guards, h5_chunks, h5_small, opened, zarr_shards, zarr_small
+from annio.io._storage.ranges import gather_index, read_merged
+from annio.io._storage.attrs import Attributes, KnownAttributes, attr_to_json, dumps_json
 from annio.io._storage.dtypes import (
     decode_object_array,
     zdtype,
@@ -273,27 +273,12 @@ class StorageArray(StorageNode):
             if int(lengths.sum()) >= _COVER_FRACTION * (hi - lo):
                 return self.read(slice(lo, hi))[gather_index(starts - lo, lengths)]
             if self.backend == "hdf5":
-                return self._read_merged(starts, stops, max(1, _H5_MERGE_GAP_BYTES // max(1, dtype.itemsize)))
+                return read_merged(self.raw, starts, stops, max(1, _H5_MERGE_GAP_BYTES // max(1, dtype.itemsize)))
             return np.asarray(self.raw.oindex[gather_index(starts, lengths)])
         except _BACKEND_ERRORS as err:
             if isinstance(err, FormatError):
                 raise
             raise FormatError(self.path, f"could not read data: {err}") from err
-
-    def _read_merged(self, starts: np.ndarray, stops: np.ndarray, gap: int) -> np.ndarray:
-        """One ``read`` per group of ranges closer than ``gap``, gathered in memory."""
-        new_group = np.concatenate(([True], starts[1:] - stops[:-1] > gap))
-        group_id = np.cumsum(new_group) - 1
-        g_starts = starts[new_group]
-        g_stops = np.maximum.reduceat(stops, np.flatnonzero(new_group))
-        raw = self.raw  # plain slices of a numeric array: straight to the backend
-        blocks = [raw[a:b] for a, b in zip(g_starts.tolist(), g_stops.tolist(), strict=True)]
-        buf = np.concatenate(blocks)
-        if len(blocks) == len(starts):
-            return buf
-        buf_offsets = np.cumsum(g_stops - g_starts) - (g_stops - g_starts)
-        local = buf_offsets[group_id] + (starts - g_starts[group_id])
-        return buf[gather_index(local, stops - starts)]
 
     def read_scalar(self) -> Any:
         """Read a 0-d (or legacy 1-element) array as a Python/numpy scalar."""
@@ -389,14 +374,26 @@ class StorageGroup(StorageNode):
         ``many_attributes`` asks HDF5 for dense attribute storage, needed when an attribute
         (e.g. a dataframe's ``column-order``) would exceed HDF5's 64 KiB header limit.
         """
-        if key in self:
-            del self.raw[key]
+        directory = self._replace_child(key)
         if self.backend == "hdf5":
             group = StorageGroup(self.raw.create_group(key, track_order=True if many_attributes else None))
             if attrs:
                 group.attrs.update(attrs)
             return group
+        if directory is not None:
+            return StorageGroup(zarr_small.create_group(self.raw, directory, key, attr_to_json(dict(attrs or {}))))
         return StorageGroup(self.raw.create_group(key, attributes=attr_to_json(dict(attrs or {}))))
+
+    def _replace_child(self, key: str) -> Any:
+        """Delete child ``key`` if present; returns the group's directory for zarr groups in
+        writable local stores (checked on disk, not through zarr), else None."""
+        directory = zarr_small.local_dir(self.raw) if self.backend == "zarr" else None
+        if directory is None:
+            if key in self:
+                del self.raw[key]
+        elif zarr_small.child_exists(directory, key):
+            zarr_small.remove_child(directory, key)
+        return directory
 
     def create_array(
         self,
@@ -460,8 +457,7 @@ class StorageGroup(StorageNode):
         shardable: bool,
         attrs: Mapping[str, Any] | None = None,
     ) -> StorageArray:
-        if key in self:
-            del self.raw[key]
+        self._replace_child(key)
         kwargs = {k: v for k, v in dataset_kwargs.items() if k not in _ANNIO_KEYS}
         is_string = dtype.kind in "UOT"
         if self.backend == "hdf5":
@@ -472,4 +468,32 @@ class StorageGroup(StorageNode):
                 node.attrs.update(attrs)
             return node
         kwargs["attributes"] = attr_to_json(dict(attrs or {}))
-        return StorageArray(create.create_zarr(self.raw, self.zarr_format, self._child_path(key), key, shape, dtype, data, kwargs, shardable, is_string))
+        made = create.create_zarr(self.raw, self.zarr_format, self._child_path(key), key, shape, dtype, data, kwargs, shardable, is_string)
+        if made is not None:
+            return StorageArray(made)
+        return _WrittenArray(self.raw, key, self._child_path(key), kwargs["attributes"])
+
+
+
+class _WrittenArray(StorageArray):
+    """An array annio wrote straight to a local store (:mod:`~annio.io._storage.zarr_small`);
+    zarr-python opens it only when something asks for more than its path and attributes."""
+
+    def __init__(self, parent: Any, key: str, path: str, attributes: dict[str, Any]) -> None:  # no super(): raw is deferred
+        self.backend = "zarr"
+        self._parent, self._key, self._path, self._attributes = parent, key, path, attributes
+
+    @property
+    def raw(self) -> Any:  # type: ignore[override]
+        raw = self.__dict__.get("_raw")
+        if raw is None:
+            raw = self.__dict__["_raw"] = self._parent[self._key]
+        return raw
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def attrs(self) -> Attributes:
+        return KnownAttributes(self, self._attributes)
