@@ -9,8 +9,9 @@ options, scalars and null datasets — is handled here and nowhere else.
 The adapter's helpers sit beside it: :mod:`~annio.io._storage.attrs` (attribute
 normalisation), :mod:`~annio.io._storage.dtypes` (string and record dtypes),
 :mod:`~annio.io._storage.h5_chunks` (parallel gzip and ranged reads through HDF5 direct chunk I/O),
-:mod:`~annio.io._storage.zarr_shards` (parallel zstd for local sharded zarr v3) and
-:mod:`~annio.io._storage.layout` (chunk and shard shapes).
+:mod:`~annio.io._storage.zarr_shards` (parallel zstd for local sharded zarr v3),
+:mod:`~annio.io._storage.zarr_small` / :mod:`~annio.io._storage.zarr_tree` (small arrays
+written / local consolidated stores read without zarr objects) and ``layout``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,7 @@ from annio.errors import FormatError, MissingElementError
 from annio.io._storage import create, guards, h5_chunks, h5_small, opened, zarr_shards, zarr_small
 from annio.io._storage.ranges import gather_index, read_merged
 from annio.io._storage.attrs import Attributes, KnownAttributes, attr_to_json, dumps_json
-from annio.io._storage.dtypes import (
-    decode_object_array,
-    zdtype,
-)
+from annio.io._storage.dtypes import decode_object_array, zdtype
 
 __all__ = ["StorageNode", "StorageGroup", "StorageArray", "Attributes", "wrap", "is_storage_object", "dumps_json"]
 
@@ -56,12 +54,22 @@ def is_storage_object(obj: Any) -> bool:
     return isinstance(obj, StorageNode | h5py.Group | h5py.Dataset | zarr.Group | zarr.Array)
 
 
+_TREE_ROOT: list[Any] = []  # provided by annio.io._storage.zarr_tree
+
+
+def provide_tree_root(factory: Any) -> None:
+    """Register ``factory(zarr_group) -> StorageGroup | None`` (see zarr_tree)."""
+    _TREE_ROOT[:] = [factory]
+
+
 def wrap(obj: Any) -> StorageGroup | StorageArray:
     """Wrap an h5py File/Group/Dataset or a zarr Group/Array in the adapter."""
     if isinstance(obj, StorageNode):
         return obj  # type: ignore[return-value]
     if isinstance(obj, h5py.File):
         return StorageGroup(obj["/"])
+    if isinstance(obj, zarr.Group) and _TREE_ROOT and (root := _TREE_ROOT[0](obj)) is not None:
+        return root  # a local store read from its consolidated metadata (zarr_tree)
     if isinstance(obj, h5py.Group | zarr.Group):
         return StorageGroup(obj)
     if isinstance(obj, h5py.Dataset | zarr.Array):
@@ -101,9 +109,7 @@ class StorageNode:
         """2 or 3 for zarr nodes, None for HDF5."""
         return None if self.backend == "hdf5" else self.raw.metadata.zarr_format
 
-    @property
-    def is_group(self) -> bool:
-        return isinstance(self, StorageGroup)
+    is_group = property(lambda self: isinstance(self, StorageGroup))
 
     @property
     def identity(self) -> Any:
@@ -132,9 +138,7 @@ class StorageNode:
     @property
     def filename(self) -> str | None:
         """Path of the h5 file, or a string describing the zarr store."""
-        if self.backend == "hdf5":
-            return self.raw.file.filename
-        return str(self.raw.store)
+        return self.raw.file.filename if self.backend == "hdf5" else str(self.raw.store)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.backend} {self.path!r}>"
@@ -245,14 +249,10 @@ class StorageArray(StorageNode):
         """The concatenation of ``self[starts[i]:stops[i]]`` for sorted, non-overlapping
         ranges of a 1-D array (empty ranges allowed), in as few backend calls as possible.
 
-        * one range: one slice read;
-        * HDF5, chunked with gzip only: every touched chunk is fetched once with
-          ``read_direct_chunk`` and decompressed in a thread pool
-          (:func:`annio.io._storage.h5_chunks.read_ranges`) — 2–3× faster than a read per range;
-        * ranges that cover most of their span: one covering slice, gathered in memory;
-        * other HDF5 datasets: ranges closer than a small gap are merged, one read each;
-        * zarr: one orthogonal selection, so zarr fetches and decodes each touched chunk
-          (or shard part) once, concurrently.
+        One range: one slice read; HDF5 chunked with gzip only: each touched chunk fetched
+        once and decompressed in a thread pool (:func:`~annio.io._storage.h5_chunks.read_ranges`);
+        ranges covering most of their span: one covering slice, gathered in memory; other HDF5
+        datasets: ranges closer than a small gap merged; zarr: one orthogonal selection.
         """
         starts = np.asarray(starts, dtype=np.int64)
         stops = np.asarray(stops, dtype=np.int64)
