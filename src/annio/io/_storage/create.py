@@ -8,6 +8,7 @@ from typing import Any
 import h5py
 import numpy as np
 import zarr
+from zarr.codecs import ZstdCodec
 from zarr.dtype import VariableLengthUTF8
 
 from annio.io._storage import h5_chunks, h5_small, layout, zarr_shards, zarr_small
@@ -70,6 +71,11 @@ def create_zarr(raw: zarr.Group, zarr_format: int | None, child_path: str, key, 
             kwargs.pop("chunks")
         if "shards" in kwargs and kwargs["shards"] is not None and len(kwargs["shards"]) != len(shape):
             kwargs.pop("shards")
+    if zarr_format != 2 and shape != () and "compressors" not in kwargs:
+        from annio.settings import settings
+
+        if settings.zarr_zstd_level is not None:
+            kwargs["compressors"] = ZstdCodec(level=settings.zarr_zstd_level, checksum=False)
     if dtype.kind == "V" and dtype.names:
         shardable = False  # zarr-python cannot shard structured dtypes (zarr-python #3546)
         dtype, data = zarr_record_dtype(dtype, data)
