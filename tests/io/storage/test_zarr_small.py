@@ -96,7 +96,8 @@ def _rich() -> annio.AnnData:
     return annio.AnnData(
         X=np.arange(12.0, dtype=np.float32).reshape(4, 3),
         obs=pd.DataFrame({"c": pd.Categorical(["a", "b", "a", "b"]), "Zé": [1, 2, 3, 4], "s": ["p", "q", "r", "s"]}, index=list("wxyz")),
-        uns={"B": {"x": 1, "y": "s", "deep": {"q": np.arange(3)}}, "a": 0.5, "nan": float("nan"), "É": "é", "Aa": [1, 2], "zz": None},
+        uns={"B": {"x": 1, "y": "s", "deep": {"q": np.arange(3)}}, "a": 0.5, "nan": float("nan"), "É": "é", "Aa": [1, 2], "zz": None,
+             "rec": np.array([(1, 2.0), (3, 4.0)], dtype=[("n", "<i8"), ("v", "<f8")]), "c64": np.arange(3, dtype=np.complex64)},
         obsm={"p": np.ones((4, 2))},
     )
 

@@ -183,7 +183,7 @@ class TreeGroup(adapter.StorageGroup):
         if doc["node_type"] == "group":
             return TreeGroup(self._tree, path)
         data_type = doc["data_type"]
-        if data_type == "string" or data_type in _NUMERIC:
+        if isinstance(data_type, str) and (data_type == "string" or data_type in _NUMERIC):
             return TreeArray(self._tree, path, doc)
         try:
             return adapter.wrap(self._tree.zarr_node(path))
