@@ -222,3 +222,19 @@ def test_zstd_level_setting_validates() -> None:
     with annio.settings.override(zarr_zstd_level="2"):
         assert annio.settings.zarr_zstd_level == 2
     assert annio.settings.zarr_zstd_level is None
+
+
+def test_tree_arrays_serve_selections_through_zarr_python(tmp_path: Path) -> None:
+    path = tmp_path / "d.zarr"
+    values = np.arange(50.0)
+    annio.write_zarr(path, annio.AnnData(uns={"v": values, "s": np.array(["a", "b", "c"], dtype=object), "k": 7}))
+    uns = adapter.wrap(zarr_tree.open_tree(zarr.storage.LocalStore(path, read_only=True)))["uns"]
+    arr = uns["v"]
+    assert isinstance(arr, zarr_tree.TreeArray) and arr.shape == (50,) and arr.dtype == np.float64 and arr.chunks == arr.shards == (50,)
+    np.testing.assert_array_equal(arr.read(slice(3, 9)), values[3:9])
+    np.testing.assert_array_equal(arr.read_ranges(np.array([1, 10]), np.array([3, 12])), values[[1, 2, 10, 11]])
+    np.testing.assert_array_equal(arr.read(np.array([4, 2])), values[[4, 2]])
+    assert list(uns["s"].read(slice(1, None))) == ["b", "c"] and uns["k"].read_scalar() == 7
+    assert uns.attrs["encoding-type"] == "dict" and "v" in uns and "w" not in uns
+    with pytest.raises(annio.errors.MissingElementError):
+        uns["w"]

@@ -17,6 +17,7 @@ written / local consolidated stores read without zarr objects) and ``layout``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 from typing import Any, Literal
 
 import h5py
@@ -161,20 +162,20 @@ class StorageArray(StorageNode):
         """An h5 dataset with a null dataspace (anndata's ``None``)."""
         return self.backend == "hdf5" and self.raw.shape is None
 
-    @property
+    @cached_property  # a node's dtype never changes; h5py builds it anew on each access
     def is_string(self) -> bool:
         if self.backend == "hdf5":
             return h5py.check_string_dtype(self.raw.dtype) is not None or self.raw.dtype.kind == "S"
         return isinstance(zdtype(self.raw), VariableLengthUTF8) or self.raw.dtype.kind in "UOT"
 
-    @property
+    @cached_property
     def dtype(self) -> np.dtype:
         """Numpy dtype; variable-length strings are reported as ``object``."""
         if self.is_string and self.dtype_is_vlen:
             return np.dtype(object)
         return np.dtype(self.raw.dtype)
 
-    @property
+    @cached_property
     def dtype_is_vlen(self) -> bool:
         if self.backend == "hdf5":
             info = h5py.check_string_dtype(self.raw.dtype)

@@ -260,7 +260,7 @@ class TreeArray(adapter.StorageArray):
         return self._shards
 
     def read(self, selection: Any = ...) -> np.ndarray:
-        if selection is Ellipsis or (selection == () and not self._doc["shape"]):
+        if selection is Ellipsis or (type(selection) is tuple and not selection and not self._doc["shape"]):
             steps = self._plan()
             if steps is not None:
                 shape = self.shape
