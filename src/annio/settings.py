@@ -57,6 +57,20 @@ def _int_at_least(minimum: int) -> Callable[[Any], int]:
     return check
 
 
+def _optional_int_between(low: int, high: int) -> Callable[[Any], int | None]:
+    def check(value: Any) -> int | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() in {"none", ""}):
+            return None
+        if isinstance(value, bool):
+            raise TypeError(f"expected an int or None, got {value!r}")
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be None or between {low} and {high}, got {number}")
+        return number
+
+    return check
+
+
 def _one_of(*choices: Any) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         for choice in choices:
@@ -76,6 +90,9 @@ _OPTIONS = [
             "Uncompressed size aimed at for one zarr v3 shard."),
     _Option("chunk_target_bytes", 2**20, _int_at_least(2**12),
             "Uncompressed size aimed at for one chunk (zarr inner chunk, h5 chunk)."),
+    _Option("zarr_zstd_level", None, _optional_int_between(-7, 22),
+            "zstd level of the zarr v3 arrays annio writes without explicit `compressors` (None: "
+            "zarr's default codec and level, files byte-identical to zarr-python's; 1 writes faster)."),
     _Option("check_uniqueness", True, _bool,
             "Warn when obs_names or var_names are not unique."),
     _Option("remove_unused_categories", True, _bool,

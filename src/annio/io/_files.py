@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from scipy import sparse
 from annio._bridge import as_annio
 from annio.io._encodings.registry import Writer
 from annio.io._storage.adapter import wrap
+from annio.io._storage.zarr_meta import consolidate
 from annio.io._storage.stores import (
     _local_path,
     is_url,
@@ -310,9 +310,7 @@ def write_zarr(
     def write_into(group: zarr.Group) -> None:
         _write_root(group, adata, callback, dataset_kwargs)
         if consolidate_metadata:
-            with warnings.catch_warnings():  # "not part of the zarr v3 specification" (as anndata)
-                warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
-                zarr.consolidate_metadata(group.store, path=group.path or None)
+            consolidate(group.store, group.path or None)
 
     with zarrs_context():
         if isinstance(store, zarr.Group):

@@ -11,6 +11,8 @@ without encoding attributes go to the legacy reader (``IOSpec("", "")``).
 
 from __future__ import annotations
 
+import functools
+
 import json
 import warnings
 from collections.abc import Callable, Mapping
@@ -144,11 +146,12 @@ class ArrayEncoding(Encoding):
     node_kind: ClassVar[Literal["group", "array"]] = "array"
 
 
-def _type_names(cls: type) -> list[type | str]:
+@functools.lru_cache(maxsize=1024)
+def _type_names(cls: type) -> tuple[type | str, ...]:
     out: list[type | str] = []
     for base in cls.__mro__:
         out.extend((base, f"{base.__module__}.{base.__qualname__}"))
-    return out
+    return tuple(out)
 
 
 class Registry:

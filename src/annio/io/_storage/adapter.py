@@ -9,13 +9,15 @@ options, scalars and null datasets — is handled here and nowhere else.
 The adapter's helpers sit beside it: :mod:`~annio.io._storage.attrs` (attribute
 normalisation), :mod:`~annio.io._storage.dtypes` (string and record dtypes),
 :mod:`~annio.io._storage.h5_chunks` (parallel gzip and ranged reads through HDF5 direct chunk I/O),
-:mod:`~annio.io._storage.zarr_shards` (parallel zstd for local sharded zarr v3) and
-:mod:`~annio.io._storage.layout` (chunk and shard shapes).
+:mod:`~annio.io._storage.zarr_shards` (parallel zstd for local sharded zarr v3),
+:mod:`~annio.io._storage.zarr_small` / :mod:`~annio.io._storage.zarr_tree` (small arrays
+written / local consolidated stores read without zarr objects) and ``layout``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 from typing import Any, Literal
 
 import h5py
@@ -24,13 +26,10 @@ import zarr
 from zarr.dtype import VariableLengthUTF8
 
 from annio.errors import FormatError, MissingElementError
-from annio.io._storage import create, guards, h5_chunks, h5_small, opened, zarr_shards
-from annio.io._storage.ranges import gather_index
-from annio.io._storage.attrs import Attributes, attr_to_json, dumps_json
-from annio.io._storage.dtypes import (
-    decode_object_array,
-    zdtype,
-)
+from annio.io._storage import create, guards, h5_chunks, h5_small, opened, zarr_shards, zarr_small
+from annio.io._storage.ranges import gather_index, read_merged
+from annio.io._storage.attrs import Attributes, KnownAttributes, attr_to_json, dumps_json
+from annio.io._storage.dtypes import decode_object_array, zdtype
 
 __all__ = ["StorageNode", "StorageGroup", "StorageArray", "Attributes", "wrap", "is_storage_object", "dumps_json"]
 
@@ -56,12 +55,22 @@ def is_storage_object(obj: Any) -> bool:
     return isinstance(obj, StorageNode | h5py.Group | h5py.Dataset | zarr.Group | zarr.Array)
 
 
+_TREE_ROOT: list[Any] = []  # provided by annio.io._storage.zarr_tree
+
+
+def provide_tree_root(factory: Any) -> None:
+    """Register ``factory(zarr_group) -> StorageGroup | None`` (see zarr_tree)."""
+    _TREE_ROOT[:] = [factory]
+
+
 def wrap(obj: Any) -> StorageGroup | StorageArray:
     """Wrap an h5py File/Group/Dataset or a zarr Group/Array in the adapter."""
     if isinstance(obj, StorageNode):
         return obj  # type: ignore[return-value]
     if isinstance(obj, h5py.File):
         return StorageGroup(obj["/"])
+    if isinstance(obj, zarr.Group) and _TREE_ROOT and (root := _TREE_ROOT[0](obj)) is not None:
+        return root  # a local store read from its consolidated metadata (zarr_tree)
     if isinstance(obj, h5py.Group | zarr.Group):
         return StorageGroup(obj)
     if isinstance(obj, h5py.Dataset | zarr.Array):
@@ -101,9 +110,7 @@ class StorageNode:
         """2 or 3 for zarr nodes, None for HDF5."""
         return None if self.backend == "hdf5" else self.raw.metadata.zarr_format
 
-    @property
-    def is_group(self) -> bool:
-        return isinstance(self, StorageGroup)
+    is_group = property(lambda self: isinstance(self, StorageGroup))
 
     @property
     def identity(self) -> Any:
@@ -132,9 +139,7 @@ class StorageNode:
     @property
     def filename(self) -> str | None:
         """Path of the h5 file, or a string describing the zarr store."""
-        if self.backend == "hdf5":
-            return self.raw.file.filename
-        return str(self.raw.store)
+        return self.raw.file.filename if self.backend == "hdf5" else str(self.raw.store)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.backend} {self.path!r}>"
@@ -157,20 +162,20 @@ class StorageArray(StorageNode):
         """An h5 dataset with a null dataspace (anndata's ``None``)."""
         return self.backend == "hdf5" and self.raw.shape is None
 
-    @property
+    @cached_property  # a node's dtype never changes; h5py builds it anew on each access
     def is_string(self) -> bool:
         if self.backend == "hdf5":
             return h5py.check_string_dtype(self.raw.dtype) is not None or self.raw.dtype.kind == "S"
         return isinstance(zdtype(self.raw), VariableLengthUTF8) or self.raw.dtype.kind in "UOT"
 
-    @property
+    @cached_property
     def dtype(self) -> np.dtype:
         """Numpy dtype; variable-length strings are reported as ``object``."""
         if self.is_string and self.dtype_is_vlen:
             return np.dtype(object)
         return np.dtype(self.raw.dtype)
 
-    @property
+    @cached_property
     def dtype_is_vlen(self) -> bool:
         if self.backend == "hdf5":
             info = h5py.check_string_dtype(self.raw.dtype)
@@ -245,14 +250,10 @@ class StorageArray(StorageNode):
         """The concatenation of ``self[starts[i]:stops[i]]`` for sorted, non-overlapping
         ranges of a 1-D array (empty ranges allowed), in as few backend calls as possible.
 
-        * one range: one slice read;
-        * HDF5, chunked with gzip only: every touched chunk is fetched once with
-          ``read_direct_chunk`` and decompressed in a thread pool
-          (:func:`annio.io._storage.h5_chunks.read_ranges`) — 2–3× faster than a read per range;
-        * ranges that cover most of their span: one covering slice, gathered in memory;
-        * other HDF5 datasets: ranges closer than a small gap are merged, one read each;
-        * zarr: one orthogonal selection, so zarr fetches and decodes each touched chunk
-          (or shard part) once, concurrently.
+        One range: one slice read; HDF5 chunked with gzip only: each touched chunk fetched
+        once and decompressed in a thread pool (:func:`~annio.io._storage.h5_chunks.read_ranges`);
+        ranges covering most of their span: one covering slice, gathered in memory; other HDF5
+        datasets: ranges closer than a small gap merged; zarr: one orthogonal selection.
         """
         starts = np.asarray(starts, dtype=np.int64)
         stops = np.asarray(stops, dtype=np.int64)
@@ -273,27 +274,12 @@ class StorageArray(StorageNode):
             if int(lengths.sum()) >= _COVER_FRACTION * (hi - lo):
                 return self.read(slice(lo, hi))[gather_index(starts - lo, lengths)]
             if self.backend == "hdf5":
-                return self._read_merged(starts, stops, max(1, _H5_MERGE_GAP_BYTES // max(1, dtype.itemsize)))
+                return read_merged(self.raw, starts, stops, max(1, _H5_MERGE_GAP_BYTES // max(1, dtype.itemsize)))
             return np.asarray(self.raw.oindex[gather_index(starts, lengths)])
         except _BACKEND_ERRORS as err:
             if isinstance(err, FormatError):
                 raise
             raise FormatError(self.path, f"could not read data: {err}") from err
-
-    def _read_merged(self, starts: np.ndarray, stops: np.ndarray, gap: int) -> np.ndarray:
-        """One ``read`` per group of ranges closer than ``gap``, gathered in memory."""
-        new_group = np.concatenate(([True], starts[1:] - stops[:-1] > gap))
-        group_id = np.cumsum(new_group) - 1
-        g_starts = starts[new_group]
-        g_stops = np.maximum.reduceat(stops, np.flatnonzero(new_group))
-        raw = self.raw  # plain slices of a numeric array: straight to the backend
-        blocks = [raw[a:b] for a, b in zip(g_starts.tolist(), g_stops.tolist(), strict=True)]
-        buf = np.concatenate(blocks)
-        if len(blocks) == len(starts):
-            return buf
-        buf_offsets = np.cumsum(g_stops - g_starts) - (g_stops - g_starts)
-        local = buf_offsets[group_id] + (starts - g_starts[group_id])
-        return buf[gather_index(local, stops - starts)]
 
     def read_scalar(self) -> Any:
         """Read a 0-d (or legacy 1-element) array as a Python/numpy scalar."""
@@ -390,14 +376,26 @@ class StorageGroup(StorageNode):
         ``many_attributes`` asks HDF5 for dense attribute storage, needed when an attribute
         (e.g. a dataframe's ``column-order``) would exceed HDF5's 64 KiB header limit.
         """
-        if key in self:
-            del self.raw[key]
+        directory = self._replace_child(key)
         if self.backend == "hdf5":
             group = StorageGroup(self.raw.create_group(key, track_order=True if many_attributes else None))
             if attrs:
                 group.attrs.update(attrs)
             return group
+        if directory is not None:
+            return StorageGroup(zarr_small.create_group(self.raw, directory, key, attr_to_json(dict(attrs or {}))))
         return StorageGroup(self.raw.create_group(key, attributes=attr_to_json(dict(attrs or {}))))
+
+    def _replace_child(self, key: str) -> Any:
+        """Delete child ``key`` if present; returns the group's directory for zarr groups in
+        writable local stores (checked on disk, not through zarr), else None."""
+        directory = zarr_small.local_dir(self.raw) if self.backend == "zarr" else None
+        if directory is None:
+            if key in self:
+                del self.raw[key]
+        elif zarr_small.child_exists(directory, key):
+            zarr_small.remove_child(directory, key)
+        return directory
 
     def create_array(
         self,
@@ -461,8 +459,7 @@ class StorageGroup(StorageNode):
         shardable: bool,
         attrs: Mapping[str, Any] | None = None,
     ) -> StorageArray:
-        if key in self:
-            del self.raw[key]
+        self._replace_child(key)
         kwargs = {k: v for k, v in dataset_kwargs.items() if k not in _ANNIO_KEYS}
         is_string = dtype.kind in "UOT"
         if self.backend == "hdf5":
@@ -473,4 +470,32 @@ class StorageGroup(StorageNode):
                 node.attrs.update(attrs)
             return node
         kwargs["attributes"] = attr_to_json(dict(attrs or {}))
-        return StorageArray(create.create_zarr(self.raw, self.zarr_format, self._child_path(key), key, shape, dtype, data, kwargs, shardable, is_string))
+        made = create.create_zarr(self.raw, self.zarr_format, self._child_path(key), key, shape, dtype, data, kwargs, shardable, is_string)
+        if made is not None:
+            return StorageArray(made)
+        return _WrittenArray(self.raw, key, self._child_path(key), kwargs["attributes"])
+
+
+
+class _WrittenArray(StorageArray):
+    """An array annio wrote straight to a local store (:mod:`~annio.io._storage.zarr_small`);
+    zarr-python opens it only when something asks for more than its path and attributes."""
+
+    def __init__(self, parent: Any, key: str, path: str, attributes: dict[str, Any]) -> None:  # no super(): raw is deferred
+        self.backend = "zarr"
+        self._parent, self._key, self._path, self._attributes = parent, key, path, attributes
+
+    @property
+    def raw(self) -> Any:  # type: ignore[override]
+        raw = self.__dict__.get("_raw")
+        if raw is None:
+            raw = self.__dict__["_raw"] = self._parent[self._key]
+        return raw
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def attrs(self) -> Attributes:
+        return KnownAttributes(self, self._attributes)

@@ -19,7 +19,7 @@ from annio.io._storage import h5_small
 if TYPE_CHECKING:
     from annio.io._storage.adapter import StorageNode
 
-__all__ = ["Attributes", "attr_to_json", "dumps_json"]
+__all__ = ["Attributes", "KnownAttributes", "attr_to_json", "dumps_json"]
 
 
 def _attr_from_h5(value: Any) -> Any:
@@ -116,6 +116,46 @@ class Attributes(MutableMapping[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._raw
+
+
+class KnownAttributes(Attributes):
+    """Attributes of an array annio wrote itself (:mod:`~annio.io._storage.zarr_small`):
+    read from what was written; changes go through zarr-python (which opens the array)."""
+
+    def __init__(self, node: StorageNode, known: dict[str, Any]) -> None:  # noqa: D107
+        self._node, self._known = node, known
+
+    @property
+    def _raw(self) -> Any:  # type: ignore[override]
+        return self._node.raw.attrs
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._known[key]
+        except KeyError:
+            raise KeyError(f"{self._node.path}: no attribute {key!r}") from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._known[key] = attr_to_json(value)
+
+    def update(self, other: Mapping[str, Any] = (), /, **kw: Any) -> None:  # type: ignore[override]
+        items = {**dict(other), **kw}
+        super().update(items)
+        self._known.update({k: attr_to_json(v) for k, v in items.items()})
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self._known.pop(key, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._known))
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._known
 
 
 def dumps_json(value: Any) -> str:

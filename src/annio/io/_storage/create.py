@@ -8,9 +8,10 @@ from typing import Any
 import h5py
 import numpy as np
 import zarr
+from zarr.codecs import ZstdCodec
 from zarr.dtype import VariableLengthUTF8
 
-from annio.io._storage import h5_chunks, h5_small, layout, zarr_shards
+from annio.io._storage import h5_chunks, h5_small, layout, zarr_shards, zarr_small
 from annio.io._storage.dtypes import as_str_objects, h5_record_dtype, nominal_itemsize, zarr_record_dtype
 
 __all__ = ["create_h5", "create_zarr"]
@@ -56,7 +57,9 @@ def create_h5(raw: h5py.Group, child_path: str, key, shape, dtype, data, kwargs,
     return raw.create_dataset(key, data=data, dtype=h5dtype, **kwargs)
 
 
-def create_zarr(raw: zarr.Group, zarr_format: int | None, child_path: str, key, shape, dtype, data, kwargs, shardable, is_string) -> zarr.Array:
+def create_zarr(raw: zarr.Group, zarr_format: int | None, child_path: str, key, shape, dtype, data, kwargs, shardable, is_string) -> zarr.Array | None:
+    """The new zarr array, or None when it was written straight to a local store
+    (:mod:`~annio.io._storage.zarr_small`; the caller opens it on demand)."""
     if "compressor" in kwargs:
         compressor = kwargs.pop("compressor")
         kwargs.setdefault("compressors", compressor)
@@ -68,6 +71,11 @@ def create_zarr(raw: zarr.Group, zarr_format: int | None, child_path: str, key, 
             kwargs.pop("chunks")
         if "shards" in kwargs and kwargs["shards"] is not None and len(kwargs["shards"]) != len(shape):
             kwargs.pop("shards")
+    if zarr_format != 2 and shape != () and "compressors" not in kwargs:
+        from annio.settings import settings
+
+        if settings.zarr_zstd_level is not None:
+            kwargs["compressors"] = ZstdCodec(level=settings.zarr_zstd_level, checksum=False)
     if dtype.kind == "V" and dtype.names:
         shardable = False  # zarr-python cannot shard structured dtypes (zarr-python #3546)
         dtype, data = zarr_record_dtype(dtype, data)
@@ -85,7 +93,12 @@ def create_zarr(raw: zarr.Group, zarr_format: int | None, child_path: str, key, 
     if data is not None and 0 not in shape:
         # one call creates the array and writes its data (fewer metadata round trips)
         if is_string:
-            data = as_str_objects(data, child_path).astype(np.dtypes.StringDType())
+            data = as_str_objects(data, child_path)
+        directory = zarr_small.local_dir(raw)
+        if directory is not None and zarr_small.write_array(raw, directory, key, data, kwargs, is_string):
+            return None
+        if is_string:
+            data = data.astype(np.dtypes.StringDType())
         return zarr_shards.create_with_data(raw, key, data, kwargs)
     zdtype: Any = VariableLengthUTF8() if is_string else dtype
     return raw.create_array(key, shape=shape, dtype=zdtype, **kwargs)

@@ -18,7 +18,7 @@ import itertools
 import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 import h5py
@@ -162,7 +162,11 @@ def _each_chunk(
 ) -> Iterator[list[T]]:
     """Fetch the chunks at ``offsets`` with ``read_direct_chunk`` (batch by batch, on this
     thread: HDF5 calls are serialised anyway), decode each and run ``work(offset, chunk)``
-    on it — in a thread pool when ``parallel``; yields the results of each batch in order."""
+    on it — in a thread pool when ``parallel``; yields the results of each batch in order.
+
+    In parallel mode each chunk is handed to the pool as soon as it is fetched, and the next
+    batch is fetched while the pool still decodes the current one (fetching and decoding
+    overlap; at most two batches are in flight)."""
     decode = _chunk_decoder(dataset)
     dsid = dataset.id
 
@@ -172,9 +176,18 @@ def _each_chunk(
 
     pool = ThreadPoolExecutor(max_workers=settings.resolved_io_threads) if parallel else None
     try:
+        if pool is None:
+            for group in _batched(iter(offsets), batch):
+                yield [job(_fetch(dsid, o)) for o in group]
+            return
+        pending: list[Future] | None = None
         for group in _batched(iter(offsets), batch):
-            items = [_fetch(dsid, o) for o in group]
-            yield list(pool.map(job, items)) if pool is not None else [job(i) for i in items]
+            submitted = [pool.submit(job, _fetch(dsid, o)) for o in group]
+            if pending is not None:
+                yield [f.result() for f in pending]
+            pending = submitted
+        if pending is not None:
+            yield [f.result() for f in pending]
     finally:
         if pool is not None:
             pool.shutdown()

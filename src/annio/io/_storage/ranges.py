@@ -1,10 +1,13 @@
-"""Index arithmetic for reading ranges of 1-D arrays (pure numpy, no storage)."""
+"""Index arithmetic for reading ranges of 1-D arrays (pure numpy; :func:`read_merged` reads
+plain slices of a backend array)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-__all__ = ["runs", "gather_index"]
+__all__ = ["runs", "gather_index", "read_merged"]
 
 
 def runs(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -26,3 +29,18 @@ def gather_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     offsets = np.cumsum(lengths) - lengths
     return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
+
+
+def read_merged(raw: Any, starts: np.ndarray, stops: np.ndarray, gap: int) -> np.ndarray:
+    """One slice of ``raw`` per group of ranges closer than ``gap``, gathered in memory."""
+    new_group = np.concatenate(([True], starts[1:] - stops[:-1] > gap))
+    group_id = np.cumsum(new_group) - 1
+    g_starts = starts[new_group]
+    g_stops = np.maximum.reduceat(stops, np.flatnonzero(new_group))
+    blocks = [raw[a:b] for a, b in zip(g_starts.tolist(), g_stops.tolist(), strict=True)]
+    buf = np.concatenate(blocks)
+    if len(blocks) == len(starts):
+        return buf
+    buf_offsets = np.cumsum(g_stops - g_starts) - (g_stops - g_starts)
+    local = buf_offsets[group_id] + (starts - g_starts[group_id])
+    return buf[gather_index(local, stops - starts)]

@@ -227,7 +227,11 @@ def open_zarr_read(store: Any, *, storage_options: Mapping[str, Any] | None = No
         raise FileNotFoundError(f"No such file or directory: {str(_local_path(store))!r}")
     zstore = zarr_store(store, mode="r", storage_options=storage_options)
     try:
-        group, _ = open_zarr_group(zstore, where=store)
+        from annio.io._storage.zarr_tree import open_tree
+
+        group = open_tree(zstore)  # local + consolidated: no zarr object per node
+        if group is None:
+            group, _ = open_zarr_group(zstore, where=store)
         yield group
     finally:
         if zstore is not store and isinstance(zstore, zarr.storage.ZipStore):

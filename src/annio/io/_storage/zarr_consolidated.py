@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-import warnings
 from typing import Any
 
 import zarr
 
 from annio.io._storage.adapter import StorageGroup, wrap
+from annio.io._storage.zarr_meta import consolidate
 
 __all__ = ["writable_group", "is_consolidated"]
 
@@ -39,6 +39,4 @@ def writable_group(store: Any) -> Iterator[StorageGroup]:
         raise ValueError(f"{group.path}: the zarr store is open read-only")
     reopened = zarr.open_group(raw.store, path=raw.path, mode="r+", use_consolidated=False)
     yield StorageGroup(reopened)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        zarr.consolidate_metadata(raw.store)
+    consolidate(raw.store)
