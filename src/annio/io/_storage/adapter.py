@@ -476,7 +476,6 @@ class StorageGroup(StorageNode):
         return _WrittenArray(self.raw, key, self._child_path(key), kwargs["attributes"])
 
 
-
 class _WrittenArray(StorageArray):
     """An array annio wrote straight to a local store (:mod:`~annio.io._storage.zarr_small`);
     zarr-python opens it only when something asks for more than its path and attributes."""
