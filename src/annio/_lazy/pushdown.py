@@ -22,16 +22,27 @@ from annio._core.index import register_array_subsetter
 from annio.io._encodings.sparse import result_class
 from annio.io._storage.sparse_read import read_major_rows
 
-__all__ = ["remember", "take_rows"]
+__all__ = ["remember", "take_rows", "origin_of"]
 
 
 class _Origin:
-    """Where a lazy array's rows come from: a source and, after a selection, which rows."""
+    """Where a lazy array's rows come from: a source and, after a selection, which rows;
+    ``bounds`` are the offsets of its dask blocks along the ``major`` axis."""
 
-    __slots__ = ("kind", "source", "rows", "__weakref__")
+    __slots__ = ("kind", "source", "rows", "major", "bounds", "__weakref__")
 
-    def __init__(self, kind: str, source: Any, rows: np.ndarray | None) -> None:
-        self.kind, self.source, self.rows = kind, source, rows
+    def __init__(self, kind: str, source: Any, rows: np.ndarray | None, major: int, bounds: np.ndarray) -> None:
+        self.kind, self.source, self.rows, self.major, self.bounds = kind, source, rows, major, bounds
+
+    def block(self, i: int) -> np.ndarray | tuple[int, int]:
+        """What block ``i`` reads: a ``(start, stop)`` pair of rows, or the rows it takes."""
+        lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
+        return (lo, hi) if self.rows is None else self.rows[lo:hi]
+
+
+def origin_of(name: str) -> _Origin | None:
+    """The origin recorded for the dask array (or graph layer) ``name``."""
+    return _ORIGINS.get(name)
 
 
 # dask array name -> origin; an entry lives as long as the tasks of that array reference it
@@ -40,7 +51,9 @@ _ORIGINS: weakref.WeakValueDictionary[str, _Origin] = weakref.WeakValueDictionar
 
 def remember(array: Any, kind: str, source: Any, rows: np.ndarray | None = None) -> Any:
     """Record that ``array`` (a dask array) reads ``source`` (rows ``rows`` of it)."""
-    origin = _Origin(kind, source, rows)
+    major = 1 if kind == "sparse" and source.fmt == "csc" else 0
+    bounds = np.concatenate(([0], np.cumsum(array.chunks[major]))) if array.ndim else np.zeros(1, dtype=np.int64)
+    origin = _Origin(kind, source, rows, major, bounds)
     _ORIGINS[array.name] = origin
     array._annio_origin = origin  # keeps the origin alive with the array
     return array
@@ -62,6 +75,11 @@ def _read_dense_rows(source: Any, positions: np.ndarray) -> np.ndarray:
 
 
 def _positions(idx: Any, n: int) -> np.ndarray | None:
+    if isinstance(idx, slice):
+        start, stop, step = idx.indices(n)
+        if (start, stop, step) == (0, n, 1):
+            return None  # everything: the array as it is
+        return np.arange(start, stop, step, dtype=np.int64)
     arr = np.asarray(idx)
     if arr.dtype == bool:
         return np.flatnonzero(arr) if arr.shape == (n,) else None

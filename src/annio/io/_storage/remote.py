@@ -48,9 +48,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import h5py
-from collections.abc import Iterable
 
-from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
+from zarr.abc.store import Store
 from zarr.storage import WrapperStore
 
 __all__ = [
@@ -59,7 +58,6 @@ __all__ = [
     "zarr_store_from_url",
     "open_h5_file_from_url",
     "MetadataPrefetchStore",
-    "PrefetchStore",
     "RemoteH5File",
     "DEFAULT_H5_BLOCK_SIZE",
 ]
@@ -232,6 +230,8 @@ def zarr_store_from_url(
             opts.setdefault("simple_links", False)
         store = FsspecStore.from_url(url.rstrip("/"), storage_options=opts, read_only=read_only)
     if read_only and prefetch_metadata:
+        from annio.io._storage.prefetch_store import PrefetchStore
+
         store = PrefetchStore(store, zarr_format=zarr_format)  # a MetadataPrefetchStore that also prefetches
     return store
 
@@ -351,103 +351,6 @@ class MetadataPrefetchStore(WrapperStore[Store]):
         if self._docs is not None and key in self._docs:
             return self._docs[key] is not None
         return await self._store.exists(key)
-
-
-# ----------------------------------------------------------------------------- prefetch
-_MISS = object()
-
-
-class PrefetchStore(MetadataPrefetchStore):
-    """Read-only store wrapper answering ``get`` from objects fetched ahead by :meth:`fetch`
-    (and root metadata from one prefetched document, as :class:`MetadataPrefetchStore`)."""
-
-    def __init__(self, store: Store, *, zarr_format: int | None = None) -> None:
-        super().__init__(store, zarr_format=zarr_format)
-        self._objects: dict[str, bytes | None] = {}
-        self._refs: dict[str, int] = {}  # reads currently relying on a cached object
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state["_objects"], state["_refs"] = {}, {}
-        return state
-
-    def __repr__(self) -> str:
-        return f"PrefetchStore({self._store!r})"
-
-    # -- cache -----------------------------------------------------------------------------
-    def _lookup(self, key: str, byte_range: ByteRequest | None) -> Any:
-        data = self._objects.get(key, _MISS)
-        if data is _MISS or data is None:
-            return data
-        if byte_range is None:
-            return data
-        if isinstance(byte_range, RangeByteRequest):
-            return data[byte_range.start : byte_range.end]
-        if isinstance(byte_range, OffsetByteRequest):
-            return data[byte_range.offset :]
-        if isinstance(byte_range, SuffixByteRequest):
-            return data[-byte_range.suffix :] if byte_range.suffix else b""
-        return _MISS
-
-    def cached_objects(self, keys: Iterable[str]) -> dict[str, bytes | None] | None:
-        """The cached objects ``keys`` (None unless every one of them is cached)."""
-        out = {}
-        for key in keys:
-            data = self._objects.get(key, _MISS)
-            if data is _MISS:
-                return None
-            out[key] = data
-        return out
-
-    async def get(self, key: str, prototype: Any, byte_range: ByteRequest | None = None) -> Any:
-        hit = self._lookup(key, byte_range)
-        if hit is not _MISS:
-            return None if hit is None else prototype.buffer.from_bytes(hit)
-        return await super().get(key, prototype, byte_range)
-
-    async def get_partial_values(self, prototype: Any, key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Any]:
-        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
-
-    async def exists(self, key: str) -> bool:
-        if key in self._objects:
-            return self._objects[key] is not None
-        return await super().exists(key)
-
-    async def fetch(self, keys: Iterable[str]) -> int:
-        """Fetch the whole objects ``keys`` (missing ones cached as absent) concurrently;
-        returns the number of bytes fetched."""
-        from zarr.core.buffer import default_buffer_prototype
-
-        wanted = list(dict.fromkeys(keys))
-        for key in wanted:
-            self._refs[key] = self._refs.get(key, 0) + 1
-        todo = [k for k in wanted if k not in self._objects]
-        proto = default_buffer_prototype()
-
-        async def one(key: str) -> int:
-            buf = await self._store.get(key, proto)
-            data = None if buf is None else buf.to_bytes()
-            self._objects[key] = data
-            return len(data or b"")
-
-        from annio.io._storage import engine
-
-        return sum(await engine.gather_limited(one(k) for k in todo))
-
-    def drop(self, keys: Iterable[str] | None = None) -> None:
-        """Forget cached objects (all when ``keys`` is None)."""
-        if keys is None:
-            self._objects.clear()
-            self._refs.clear()
-            return
-        for key in dict.fromkeys(keys):
-            left = self._refs.get(key, 1) - 1
-            if left > 0:
-                self._refs[key] = left
-                continue
-            self._refs.pop(key, None)
-            self._objects.pop(key, None)
-
 
 
 # ----------------------------------------------------------------------------- h5
