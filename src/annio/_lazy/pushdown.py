@@ -49,14 +49,32 @@ def origin_of(name: str) -> _Origin | None:
 _ORIGINS: weakref.WeakValueDictionary[str, _Origin] = weakref.WeakValueDictionary()
 
 
-def remember(array: Any, kind: str, source: Any, rows: np.ndarray | None = None) -> Any:
-    """Record that ``array`` (a dask array) reads ``source`` (rows ``rows`` of it)."""
-    major = 1 if kind == "sparse" and source.fmt == "csc" else 0
-    bounds = np.concatenate(([0], np.cumsum(array.chunks[major]))) if array.ndim else np.zeros(1, dtype=np.int64)
-    origin = _Origin(kind, source, rows, major, bounds)
+def _register(array: Any, origin: _Origin) -> Any:
     _ORIGINS[array.name] = origin
     array._annio_origin = origin  # keeps the origin alive with the array
     return array
+
+
+def _bounds(chunks: tuple[int, ...]) -> np.ndarray:
+    return np.concatenate(([0], np.cumsum(chunks))).astype(np.int64)
+
+
+def remember(array: Any, kind: str, source: Any) -> Any:
+    """Record that ``array`` (a dask array) reads all of ``source``. The origin lives as
+    long as ``source`` (which the array's tasks hold), so arrays derived from ``array``
+    still find it after ``array`` itself is gone."""
+    major = 1 if kind == "sparse" and source.fmt == "csc" else 0
+    bounds = _bounds(array.chunks[major]) if array.ndim else np.zeros(1, dtype=np.int64)
+    origin = _Origin(kind, source, None, major, bounds)
+    source._annio_origin = origin
+    return _register(array, origin)
+
+
+def _read_block(origin: _Origin, block: np.ndarray) -> Any:
+    """The task of a row selection: rows ``block`` of the origin's source (the task holds
+    the origin, so it stays findable while any array built on these tasks lives)."""
+    read = _read_sparse_rows if origin.kind == "sparse" else _read_dense_rows
+    return read(origin.source, block)
 
 
 def _read_sparse_rows(source: Any, positions: np.ndarray) -> Any:
@@ -104,16 +122,16 @@ def take_rows(x: Any, idx: Any, axis: int) -> Any:
     step = max(1, x.chunks[axis][0] if x.chunks[axis] else 1)
     blocks = [rows[i : i + step] for i in range(0, len(rows), step)] or [rows]
     name = f"annio-take-{uuid.uuid4().hex}"
-    read = _read_sparse_rows if origin.kind == "sparse" else _read_dense_rows
+    sizes = tuple(len(b) for b in blocks)
+    origin = _Origin(origin.kind, origin.source, rows, major, _bounds(sizes))
     dsk = {}
     for i, block in enumerate(blocks):
         key = (name, *([0] * axis), i, *([0] * (x.ndim - axis - 1)))
-        dsk[key] = (read, origin.source, block)
-    sizes = tuple(len(b) for b in blocks)
+        dsk[key] = (_read_block, origin, block)
     chunks = tuple(sizes if d == axis else (x.shape[d],) for d in range(x.ndim))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     out = da.Array(graph, name, chunks=chunks, meta=x._meta, dtype=x.dtype)
-    return remember(out, origin.kind, origin.source, rows)
+    return _register(out, origin)
 
 
 register_array_subsetter(take_rows)
