@@ -33,6 +33,9 @@ def store(tmp_path_factory: pytest.TempPathFactory, http_server: Any) -> Path:
     target = http_server.root / "selection" / "a.zarr"
     target.parent.mkdir(exist_ok=True)
     shutil.copytree(local, target)
+    with annio.settings.override(chunk_target_bytes=2**13):
+        annio.write_h5ad(local.with_suffix(".h5ad"), adata, compression="gzip")
+    shutil.copy(local.with_suffix(".h5ad"), target.with_suffix(".h5ad"))
     return local
 
 
@@ -97,3 +100,24 @@ def test_frame_selection_fetches_only_its_rows(store: Path, http_server: Any, la
     # a fifteenth of the rows: one of the 8 KiB chunks of each column, categories whole
     assert stats["bytes"] < 0.7 * all_bytes, (stats, all_bytes)
     assert stats["chain_depth"] <= 2, stats
+
+
+@pytest.mark.parametrize("selection", [slice(1000, 1100), SELECTIONS["random"][:20]], ids=["slice", "random"])
+def test_h5ad_selection_fetches_only_its_chunks(store: Path, http_server: Any, latency_proxy: Any, selection: Any) -> None:
+    h5ad = store.with_suffix(".h5ad")
+    proxy = latency_proxy(http_server.base_url, rtt=0.0)
+    with annio.settings.override(io_concurrency=10_000):
+        lazy = read_lazy(f"{proxy.url}/selection/a.h5ad")
+        try:
+            proxy.reset()
+            got = lazy[selection].to_memory()
+            stats = proxy.stats()
+        finally:
+            lazy.file.close()
+    local = read_lazy(h5ad)
+    try:
+        assert_equal(got, local[selection].to_memory())
+    finally:
+        local.file.close()
+    assert stats["bytes"] < 0.5 * h5ad.stat().st_size, stats
+    assert stats["peak_in_flight"] > 1, stats

@@ -67,6 +67,10 @@ class _Plan:
     def _store(self, arr: Any) -> int | None:
         store = prefetch.prefetch_store_of(arr)
         if store is None:
+            from annio.io._storage.h5_remote import cached_file_of
+
+            store = cached_file_of(arr)  # an HDF5 file read from a URL
+        if store is None:
             return None
         self.stores[id(store)] = store
         return id(store)
@@ -126,7 +130,7 @@ def _add_frame(plan: _Plan, frame: Any) -> None:
     from annio.io._storage.adapter import StorageArray
 
     source = frame._source
-    if source is None or prefetch.prefetch_store_of(source) is None:
+    if source is None:
         return
     rows = frame._rows
     names = [*frame._columns, *([frame._true_index_key] if frame._true_index_key else [])]
@@ -154,6 +158,48 @@ def _collect(plan: _Plan, value: Any) -> None:
     elif isinstance(value, Mapping):
         for v in value.values():
             _collect(plan, v)
+
+
+def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any, Any]]) -> list[Any]:
+    """:func:`_run_store` for an HDF5 file read from a URL: the byte ranges of the wanted
+    rows (row bytes of contiguous datasets, whole chunks of chunked ones) in two rounds of
+    concurrent range requests."""
+    from annio.io._storage.h5_remote import coalesce_ranges, dataset_byte_ranges
+    from annio.io._storage.sparse_read import major_read_plan, zarr_read_span
+
+    ranges: list[tuple[int, int]] = []
+    for ds, starts, stops in dense:
+        ranges.extend(dataset_byte_ranges(ds, starts, stops))
+    later = []
+    for source, rows in sparse:
+        (starts, stops), values = major_read_plan(source, rows)
+        ranges.extend(dataset_byte_ranges(_raw(source.indptr), *zarr_read_span(starts, stops)))
+        later.append((source, values))
+    done = []
+    try:
+        fobj.fetch(*coalesce_ranges(ranges))
+        done.append(fobj)
+        if later:
+            ranges = []
+            for source, values in later:
+                starts, stops = zarr_read_span(*values())  # reads indptr: from memory now
+                for part in (source.data, source.indices):
+                    ranges.extend(dataset_byte_ranges(_raw(part), starts, stops))
+            fobj.fetch(*coalesce_ranges(ranges))
+            done.append(fobj)
+    except BaseException:
+        for f in done:
+            f.drop()
+        raise
+    return done
+
+
+class _H5Release:
+    def __init__(self, fobj: Any) -> None:
+        self.fobj = fobj
+
+    def release(self) -> None:
+        self.fobj.drop()
 
 
 def _run_store(store: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any, Any]]) -> list[Any]:
@@ -200,7 +246,11 @@ def prefetching_selection(values: Iterable[Any]) -> Iterator[None]:
     fetches: list[Any] = []
     try:
         for sid, store in plan.stores.items():
-            fetches.extend(_run_store(store, plan.dense.get(sid, []), plan.sparse.get(sid, [])))
+            if not hasattr(store, "fetch_ranges"):  # an HDF5 file read from a URL
+                done = _run_h5(store, plan.dense.get(sid, []), plan.sparse.get(sid, []))
+                fetches.extend(_H5Release(f) for f in done)
+            else:
+                fetches.extend(_run_store(store, plan.dense.get(sid, []), plan.sparse.get(sid, [])))
         yield
     finally:
         for f in fetches:
@@ -223,9 +273,12 @@ def prefetching_lazy_object(adata: Any) -> Iterator[None]:
     """While a lazily read AnnData (or a view of one) from a remote zarr store is loaded
     (``to_memory``), serve the stored reads of its lazy elements from memory: only the
     bytes the selection needs, fetched in three concurrent rounds (``uns`` is in memory)."""
+    from annio.io._storage.remote import RemoteH5File
+
     file = getattr(adata, "_file", None)  # a LazyFile keeps the opened root group as _handle
     group = getattr(file, "_handle", None) if getattr(file, "filename", 1) is None else None
-    if not isinstance(group, zarr.Group) or prefetch.prefetch_store_of(group) is None:
+    remote_zarr = isinstance(group, zarr.Group) and prefetch.prefetch_store_of(group) is not None
+    if not (remote_zarr or isinstance(group, RemoteH5File)):
         yield
         return
     with prefetching_selection(_elements(adata)):

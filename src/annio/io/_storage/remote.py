@@ -391,11 +391,14 @@ def open_h5_file_from_url(
     _, options = _split_backend(storage_options)
     opts = _fsspec_options(url, options)
     fs, path = fsspec.core.url_to_fs(url, **opts)
-    fobj = fs.open(path, mode="rb", block_size=block_size or DEFAULT_H5_BLOCK_SIZE, cache_type=cache_type)
+    from annio.io._storage.h5_remote import RangeCachedFile, register_open
+
+    fobj = RangeCachedFile(fs.open(path, mode="rb", block_size=block_size or DEFAULT_H5_BLOCK_SIZE, cache_type=cache_type), fs, path)
     try:
         f = RemoteH5File(fobj, "r")
     except Exception:
         fobj.close()
         raise
     f._annio_fileobj = fobj
+    register_open(f, fobj)
     return f
