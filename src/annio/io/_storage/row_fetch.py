@@ -196,13 +196,15 @@ class RowFetch:
 
         self.object_keys.extend(whole)
         self.range_keys.extend(k for k, _ in index_requests)
-        _, indexes = await asyncio.gather(self.store.fetch(whole), self.store.fetch_ranges(index_requests))
-        chunk_requests: list[tuple[str, ByteRequest]] = []
-        for (geo, key, g), index in zip(partial, indexes[: len(partial)], strict=True):
-            if index is None:
-                continue
-            chunk_requests.extend((key, r) for r in self._chunk_ranges(geo, g, index))
-        await self.store.fetch_ranges(chunk_requests)
+        async def parts() -> None:  # not waiting for the whole objects
+            indexes = await self.store.fetch_ranges(index_requests)
+            chunk_requests: list[tuple[str, ByteRequest]] = []
+            for (geo, key, g), index in zip(partial, indexes[: len(partial)], strict=True):
+                if index is not None:
+                    chunk_requests.extend((key, r) for r in self._chunk_ranges(geo, g, index))
+            await self.store.fetch_ranges(chunk_requests)
+
+        await asyncio.gather(self.store.fetch(whole), parts())
 
     def _chunk_ranges(self, geo: _Geometry, g: int, index: bytes) -> list[RangeByteRequest]:
         arr_starts, arr_stops = self._all_ranges(geo.arr)
