@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from annio._core.scheduler import dask_scheduler as _scheduler
 from annio.errors import ImplicitModificationWarning
 
 if TYPE_CHECKING:
@@ -423,25 +424,10 @@ def materialize(obj: Any) -> Any:
         data = obj._data if isinstance(obj, DictView) else obj
         return {k: materialize(v) for k, v in data.items()}
     if type(obj).__module__.startswith("dask") and hasattr(obj, "compute"):
-        return obj.compute(**dask_scheduler())
+        return obj.compute(**_scheduler())
     if is_awkward(obj):
         return _materialize_awkward(obj)
     return obj
-
-
-def dask_scheduler() -> dict[str, Any]:
-    """Keyword arguments for ``dask.compute``: the threaded scheduler given directly unless
-    the user chose one or dask.distributed is in use (dask otherwise imports
-    ``distributed`` on the first compute just to look for a client: over a second)."""
-    import sys
-
-    import dask  # noqa: PLC0415
-
-    if "distributed" in sys.modules or dask.config.get("scheduler", None) is not None:
-        return {}
-    from dask.threaded import get  # noqa: PLC0415
-
-    return {"scheduler": get}
 
 
 def _is_dask(obj: Any) -> bool:
@@ -466,7 +452,7 @@ def materialize_many(values: list[Any]) -> list[Any]:
     if found:
         import dask  # noqa: PLC0415 - only when there is something lazy to compute
 
-        computed = dict(zip(found, dask.compute(*found.values(), **dask_scheduler()), strict=True))
+        computed = dict(zip(found, dask.compute(*found.values(), **_scheduler()), strict=True))
 
     def rebuild(obj: Any) -> Any:
         if id(obj) in computed and _is_dask(obj):

@@ -288,7 +288,7 @@ class Dataset2D:
         to_compute = [self._ds[c].data for c in lazy_names]
         if index_is_lazy:
             to_compute.append(_as_dask_or_array(self._ds[self._true_index_key].variable._data))
-        from annio._core.views import dask_scheduler
+        from annio._core.scheduler import dask_scheduler
 
         computed = dask.compute(*to_compute, **dask_scheduler()) if to_compute else ()
         values = dict(zip(lazy_names, computed[: len(lazy_names)], strict=True))

@@ -67,7 +67,7 @@ class _Plan:
     def _store(self, arr: Any) -> int | None:
         store = prefetch.prefetch_store_of(arr)
         if store is None:
-            from annio.io._storage.h5_remote import cached_file_of
+            from annio.io._storage.h5_ranges import cached_file_of
 
             store = cached_file_of(arr)  # an HDF5 file read from a URL
         if store is None:
@@ -164,7 +164,7 @@ def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any
     """:func:`_run_store` for an HDF5 file read from a URL: the byte ranges of the wanted
     rows (row bytes of contiguous datasets, whole chunks of chunked ones) in two rounds of
     concurrent range requests."""
-    from annio.io._storage.h5_remote import coalesce_ranges, dataset_byte_ranges
+    from annio.io._storage.h5_ranges import coalesce_ranges, dataset_byte_ranges
     from annio.io._storage.sparse_read import major_read_plan, zarr_read_span
 
     ranges: list[tuple[int, int]] = []
