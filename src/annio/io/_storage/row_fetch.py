@@ -67,7 +67,7 @@ class _Geometry:
     def index_request(self) -> ByteRequest:
         n = int(np.prod(self.per_shard)) * 16
         size = n + (4 if len(self.sharding.index_codecs) == 2 else 0)
-        if self.sharding.index_location.value == "start":
+        if _name(self.sharding.index_location) == "start":
             return RangeByteRequest(0, size)
         return SuffixByteRequest(size)
 
@@ -75,6 +75,11 @@ class _Geometry:
         """Every outer-grid coordinate of the axes after the first."""
         rest = self.grid[1:]
         return [tuple(int(v) for v in c) for c in np.ndindex(*rest)] if rest else [()]
+
+
+def _name(value: Any) -> str:
+    """An enum member's value, or the string zarr >= 3.2 uses instead."""
+    return str(getattr(value, "value", value))
 
 
 def _simple_sharding(meta: Any) -> Any:
@@ -86,7 +91,7 @@ def _simple_sharding(meta: Any) -> Any:
         return None
     codec = codecs[0]
     index = tuple(codec.index_codecs)
-    if not index or not isinstance(index[0], BytesCodec) or (index[0].endian is not None and index[0].endian.value != "little"):
+    if not index or not isinstance(index[0], BytesCodec) or (index[0].endian is not None and _name(index[0].endian) != "little"):
         return None
     if len(index) > 2 or (len(index) == 2 and not isinstance(index[1], Crc32cCodec)):
         return None
