@@ -231,11 +231,10 @@ def register_array_subsetter(fn: Callable[[Any, Any, int], Any]) -> None:
 
 def subset_axis(x: Any, idx: Index1D, axis: int = 0) -> Any:
     """Subset ``x`` along ``axis`` (0 or 1) with a normalised indexer."""
-    if not isinstance(idx, slice):
-        for subsetter in _ARRAY_SUBSETTERS:
-            out = subsetter(x, idx, axis)
-            if out is not NotImplemented:
-                return out
+    for subsetter in _ARRAY_SUBSETTERS:  # slices too: a lazy row range reads only its rows
+        out = subsetter(x, idx, axis)
+        if out is not NotImplemented:
+            return out
     if isinstance(x, pd.DataFrame) or hasattr(x, "_annio_lazy_frame"):
         if axis != 0:
             raise ValueError("DataFrames can only be subset along their rows here")
@@ -254,7 +253,8 @@ def subset_2d(x: Any, oidx: Index1D, vidx: Index1D) -> Any:
     """Subset a 2-D element on both axes with normalised indexers."""
     if x is None:
         return None
-    if (isinstance(oidx, slice) and isinstance(vidx, slice)) or getattr(x, "_annio_backed_sparse", False):
+    both_slices = isinstance(oidx, slice) and isinstance(vidx, slice) and not type(x).__module__.startswith("dask")
+    if both_slices or getattr(x, "_annio_backed_sparse", False):
         return x[oidx, vidx]  # backed datasets pick the cheapest on-disk read themselves
     if isinstance(x, np.ndarray) and not isinstance(oidx, slice) and not isinstance(vidx, slice):
         return x[np.ix_(oidx, vidx)]

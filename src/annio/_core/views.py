@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from annio._core.scheduler import dask_scheduler as _scheduler
 from annio.errors import ImplicitModificationWarning
 
 if TYPE_CHECKING:
@@ -423,7 +424,7 @@ def materialize(obj: Any) -> Any:
         data = obj._data if isinstance(obj, DictView) else obj
         return {k: materialize(v) for k, v in data.items()}
     if type(obj).__module__.startswith("dask") and hasattr(obj, "compute"):
-        return obj.compute()
+        return obj.compute(**_scheduler())
     if is_awkward(obj):
         return _materialize_awkward(obj)
     return obj
@@ -451,7 +452,7 @@ def materialize_many(values: list[Any]) -> list[Any]:
     if found:
         import dask  # noqa: PLC0415 - only when there is something lazy to compute
 
-        computed = dict(zip(found, dask.compute(*found.values()), strict=True))
+        computed = dict(zip(found, dask.compute(*found.values(), **_scheduler()), strict=True))
 
     def rebuild(obj: Any) -> Any:
         if id(obj) in computed and _is_dask(obj):

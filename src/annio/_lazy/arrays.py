@@ -135,11 +135,28 @@ class ArraySource:
         if len(uniq) == hi - lo:
             block = self.read(slice(lo, hi))
             return block if np.array_equal(positions, uniq) else block[uniq[inverse] - lo]
-        if len(uniq) >= _DENSE_SELECTION * (hi - lo):
+        if _covering(len(uniq), lo, hi):
             block = self.read(slice(lo, hi))[uniq - lo]
         else:
             block = self.read(uniq)
         return block if np.array_equal(positions, uniq) else block[inverse]
+
+    @staticmethod
+    def take_span(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The row ranges ``(starts, stops)`` :meth:`take` reads for ``positions``."""
+        from annio.io._storage.ranges import runs
+
+        uniq = np.unique(np.asarray(positions, dtype=np.int64))
+        if uniq.size == 0:
+            return uniq, uniq
+        lo, hi = int(uniq[0]), int(uniq[-1]) + 1
+        if len(uniq) == hi - lo or _covering(len(uniq), lo, hi):
+            return np.array([lo]), np.array([hi])
+        return runs(uniq)
+
+
+def _covering(n: int, lo: int, hi: int) -> bool:
+    return n >= _DENSE_SELECTION * (hi - lo)
 
 
 # ============================================================================= dense

@@ -95,6 +95,7 @@ class Dataset2D:
         self._columns = list(columns)
         self._is_subset = is_subset
         self._source: StorageGroup | None = None  # the stored frame (remote prefetching)
+        self._rows: np.ndarray | None = None  # which stored rows this frame shows (None: all)
 
     # -- shape and labels --------------------------------------------------------------
     @property
@@ -197,13 +198,17 @@ class Dataset2D:
                 raise IndexError(f"cannot select rows with {type(key).__name__} of dtype {arr.dtype}")
         full = isinstance(key, slice) and key.indices(n) == (0, n, 1)
         ds = self._ds.isel({self._dim: key})
-        return Dataset2D(
+        out = Dataset2D(
             ds,
             index=self._index[key],
             columns=self._columns,
             is_subset=self._is_subset or not full,
             true_index_key=self._true_index_key,
         )._with_source(self._source)
+        if self._source is not None and not (full and self._rows is None):
+            positions = np.arange(n)[key]
+            out._rows = positions if self._rows is None else self._rows[positions]
+        return out
 
     def __getitem__(self, key: Any) -> Any:
         """A column name gives an xarray ``DataArray``; a list of names a ``Dataset2D``."""
@@ -216,9 +221,11 @@ class Dataset2D:
         if missing:
             raise KeyError(f"columns not found: {missing}")
         names = keys + ([self._true_index_key] if self._true_index_key else [])
-        return Dataset2D(
+        out = Dataset2D(
             self._ds[names], index=self._index, columns=keys, is_subset=self._is_subset, true_index_key=self._true_index_key
         )._with_source(self._source)
+        out._rows = self._rows
+        return out
 
     def __setitem__(self, key: str, value: Any) -> None:
         """Add or replace a column (an array of the frame's length, or a DataArray)."""
@@ -244,7 +251,9 @@ class Dataset2D:
         """A new frame over the same (lazy) columns; ``deep=True`` reads it into memory."""
         if deep:
             return self.to_memory()  # type: ignore[return-value]
-        return Dataset2D(self._ds.copy(deep=False), index=self._index, columns=list(self._columns), is_subset=self._is_subset, true_index_key=self._true_index_key)._with_source(self._source)
+        out = Dataset2D(self._ds.copy(deep=False), index=self._index, columns=list(self._columns), is_subset=self._is_subset, true_index_key=self._true_index_key)._with_source(self._source)
+        out._rows = self._rows
+        return out
 
     def head(self, n: int = 5) -> pd.DataFrame:
         """The first ``n`` rows in memory."""
@@ -255,33 +264,20 @@ class Dataset2D:
         self._source = source
         return self
 
-    def _prefetch_keys(self) -> list[str] | None:
-        """Storage keys of the stored columns of this frame, for a remote store (else None)."""
-        from annio.io._storage import prefetch
-
-        node = self._source
-        if node is None or prefetch.prefetch_store_of(node) is None:
-            return None
-        keys: list[str] = []
-        for col in [*self._columns, *([self._true_index_key] if self._true_index_key else [])]:
-            if col in node:
-                keys.extend(prefetch.plan_tree(node[col]) or [])
-        return keys
-
     def to_memory(self, copy: bool = False) -> pd.DataFrame:
         """Read the (selected rows of the) frame into a ``pandas.DataFrame`` equal to an eager
-        read of the same element. From a remote store, the objects of every column are
-        fetched concurrently first."""
-        from annio.io._storage import prefetch
+        read of the same element. From a remote store, the stored bytes of the selected rows
+        of every column are fetched concurrently first."""
+        from annio._lazy.plans import prefetching_selection
 
-        with prefetch.prefetching(self._source, self._prefetch_keys()):
+        with prefetching_selection([self]):
             return self._to_memory()
 
     async def to_memory_async(self, copy: bool = False) -> pd.DataFrame:
-        """:meth:`to_memory` for coroutines: fetches without blocking the running event loop."""
-        from annio.io._storage import prefetch
+        """:meth:`to_memory` for coroutines: the reads run off the caller's event loop."""
+        import asyncio
 
-        return await prefetch.prefetching_async(self._source, self._prefetch_keys(), self._to_memory)
+        return await asyncio.to_thread(self.to_memory)
 
     def _to_memory(self) -> pd.DataFrame:
         import dask
@@ -292,7 +288,9 @@ class Dataset2D:
         to_compute = [self._ds[c].data for c in lazy_names]
         if index_is_lazy:
             to_compute.append(_as_dask_or_array(self._ds[self._true_index_key].variable._data))
-        computed = dask.compute(*to_compute) if to_compute else ()
+        from annio._core.scheduler import dask_scheduler
+
+        computed = dask.compute(*to_compute, **dask_scheduler()) if to_compute else ()
         values = dict(zip(lazy_names, computed[: len(lazy_names)], strict=True))
         remove_unused = self._is_subset and settings.remove_unused_categories
         data: dict[str, Any] = {}

@@ -22,28 +22,59 @@ from annio._core.index import register_array_subsetter
 from annio.io._encodings.sparse import result_class
 from annio.io._storage.sparse_read import read_major_rows
 
-__all__ = ["remember", "take_rows"]
+__all__ = ["remember", "take_rows", "origin_of"]
 
 
 class _Origin:
-    """Where a lazy array's rows come from: a source and, after a selection, which rows."""
+    """Where a lazy array's rows come from: a source and, after a selection, which rows;
+    ``bounds`` are the offsets of its dask blocks along the ``major`` axis."""
 
-    __slots__ = ("kind", "source", "rows", "__weakref__")
+    __slots__ = ("kind", "source", "rows", "major", "bounds", "__weakref__")
 
-    def __init__(self, kind: str, source: Any, rows: np.ndarray | None) -> None:
-        self.kind, self.source, self.rows = kind, source, rows
+    def __init__(self, kind: str, source: Any, rows: np.ndarray | None, major: int, bounds: np.ndarray) -> None:
+        self.kind, self.source, self.rows, self.major, self.bounds = kind, source, rows, major, bounds
+
+    def block(self, i: int) -> np.ndarray | tuple[int, int]:
+        """What block ``i`` reads: a ``(start, stop)`` pair of rows, or the rows it takes."""
+        lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
+        return (lo, hi) if self.rows is None else self.rows[lo:hi]
+
+
+def origin_of(name: str) -> _Origin | None:
+    """The origin recorded for the dask array (or graph layer) ``name``."""
+    return _ORIGINS.get(name)
 
 
 # dask array name -> origin; an entry lives as long as the tasks of that array reference it
 _ORIGINS: weakref.WeakValueDictionary[str, _Origin] = weakref.WeakValueDictionary()
 
 
-def remember(array: Any, kind: str, source: Any, rows: np.ndarray | None = None) -> Any:
-    """Record that ``array`` (a dask array) reads ``source`` (rows ``rows`` of it)."""
-    origin = _Origin(kind, source, rows)
+def _register(array: Any, origin: _Origin) -> Any:
     _ORIGINS[array.name] = origin
     array._annio_origin = origin  # keeps the origin alive with the array
     return array
+
+
+def _bounds(chunks: tuple[int, ...]) -> np.ndarray:
+    return np.concatenate(([0], np.cumsum(chunks))).astype(np.int64)
+
+
+def remember(array: Any, kind: str, source: Any) -> Any:
+    """Record that ``array`` (a dask array) reads all of ``source``. The origin lives as
+    long as ``source`` (which the array's tasks hold), so arrays derived from ``array``
+    still find it after ``array`` itself is gone."""
+    major = 1 if kind == "sparse" and source.fmt == "csc" else 0
+    bounds = _bounds(array.chunks[major]) if array.ndim else np.zeros(1, dtype=np.int64)
+    origin = _Origin(kind, source, None, major, bounds)
+    source._annio_origin = origin
+    return _register(array, origin)
+
+
+def _read_block(origin: _Origin, block: np.ndarray) -> Any:
+    """The task of a row selection: rows ``block`` of the origin's source (the task holds
+    the origin, so it stays findable while any array built on these tasks lives)."""
+    read = _read_sparse_rows if origin.kind == "sparse" else _read_dense_rows
+    return read(origin.source, block)
 
 
 def _read_sparse_rows(source: Any, positions: np.ndarray) -> Any:
@@ -62,6 +93,11 @@ def _read_dense_rows(source: Any, positions: np.ndarray) -> np.ndarray:
 
 
 def _positions(idx: Any, n: int) -> np.ndarray | None:
+    if isinstance(idx, slice):
+        start, stop, step = idx.indices(n)
+        if (start, stop, step) == (0, n, 1):
+            return None  # everything: the array as it is
+        return np.arange(start, stop, step, dtype=np.int64)
     arr = np.asarray(idx)
     if arr.dtype == bool:
         return np.flatnonzero(arr) if arr.shape == (n,) else None
@@ -86,16 +122,16 @@ def take_rows(x: Any, idx: Any, axis: int) -> Any:
     step = max(1, x.chunks[axis][0] if x.chunks[axis] else 1)
     blocks = [rows[i : i + step] for i in range(0, len(rows), step)] or [rows]
     name = f"annio-take-{uuid.uuid4().hex}"
-    read = _read_sparse_rows if origin.kind == "sparse" else _read_dense_rows
+    sizes = tuple(len(b) for b in blocks)
+    origin = _Origin(origin.kind, origin.source, rows, major, _bounds(sizes))
     dsk = {}
     for i, block in enumerate(blocks):
         key = (name, *([0] * axis), i, *([0] * (x.ndim - axis - 1)))
-        dsk[key] = (read, origin.source, block)
-    sizes = tuple(len(b) for b in blocks)
+        dsk[key] = (_read_block, origin, block)
     chunks = tuple(sizes if d == axis else (x.shape[d],) for d in range(x.ndim))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     out = da.Array(graph, name, chunks=chunks, meta=x._meta, dtype=x.dtype)
-    return remember(out, origin.kind, origin.source, rows)
+    return _register(out, origin)
 
 
 register_array_subsetter(take_rows)

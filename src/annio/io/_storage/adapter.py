@@ -50,6 +50,19 @@ _COVER_FRACTION = 0.5
 _H5_MERGE_GAP_BYTES = 512
 
 
+def _zarr_consolidated_child(group: Any, key: str) -> Any:
+    """``group[key]`` from consolidated metadata without a hop to zarr's event loop (which
+    ``zarr.Group.__getitem__`` makes even when no I/O is needed); None to ask zarr."""
+    agroup = getattr(group, "_async_group", None)
+    if agroup is None or getattr(agroup.metadata, "consolidated_metadata", None) is None:
+        return None
+    try:
+        child = agroup._getitem_consolidated(agroup.store_path / key, key, prefix=agroup.name)
+    except (AttributeError, TypeError):  # another zarr version: the public way
+        return None
+    return zarr.Group(child) if isinstance(child, zarr.AsyncGroup) else zarr.Array(child)
+
+
 def is_storage_object(obj: Any) -> bool:
     """Whether ``obj`` is an h5py or zarr group/array, or already wrapped."""
     return isinstance(obj, StorageNode | h5py.Group | h5py.Dataset | zarr.Group | zarr.Array)
@@ -330,7 +343,9 @@ class StorageGroup(StorageNode):
 
     def _open(self, key: str) -> StorageGroup | StorageArray:
         try:
-            child = self.raw[key]
+            child = _zarr_consolidated_child(self.raw, key) if self.backend == "zarr" else None
+            if child is None:
+                child = self.raw[key]
         except KeyError as err:
             if self.backend == "hdf5" and "doesn't exist" not in str(err) and "not found" not in str(err).lower():
                 # h5py raises KeyError for damaged object headers too

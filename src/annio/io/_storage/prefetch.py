@@ -29,7 +29,7 @@ from typing import Any
 import zarr
 
 from annio.io._storage import engine
-from annio.io._storage.remote import PrefetchStore
+from annio.io._storage.prefetch_store import PrefetchStore
 
 __all__ = ["PrefetchStore", "prefetch_store_of", "tree_keys", "array_keys", "plan_tree", "prefetching", "prefetching_async", "fetch_sync"]
 

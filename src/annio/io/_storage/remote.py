@@ -39,8 +39,6 @@ Any other key is passed to the backend unchanged (obstore ``S3Config`` keys such
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 from collections.abc import Mapping
 from importlib.util import find_spec
@@ -48,10 +46,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import h5py
-from collections.abc import Iterable
 
-from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
-from zarr.storage import WrapperStore
+from zarr.abc.store import Store
+
+from annio.io._storage.h5_ranges import RangeCachedFile, register_open
+from annio.io._storage.prefetch_store import MetadataPrefetchStore, PrefetchStore
 
 from annio.io._storage.urls import is_url
 
@@ -61,15 +60,11 @@ __all__ = [
     "zarr_store_from_url",
     "open_h5_file_from_url",
     "MetadataPrefetchStore",
-    "PrefetchStore",
     "RemoteH5File",
     "DEFAULT_H5_BLOCK_SIZE",
 ]
 
 _OBSTORE_SCHEMES = {"s3", "s3a", "http", "https"}
-_V3_META = "zarr.json"
-_V2_CONSOLIDATED = ".zmetadata"
-_V2_KEYS = (".zgroup", ".zattrs", ".zarray")
 
 #: Block size of the fsspec block cache used for remote HDF5 files. HDF5 metadata is
 #: scattered in small pieces near the start of the file and next to each dataset; 2 MiB
@@ -227,220 +222,6 @@ def zarr_store_from_url(
     return store
 
 
-class MetadataPrefetchStore(WrapperStore[Store]):
-    """Read-only wrapper that answers root metadata lookups from one prefetched document.
-
-    zarr-python, asked to open a group of unknown format, fetches ``zarr.json``,
-    ``.zgroup``, ``.zattrs`` and ``.zmetadata`` at once (four requests, three of them
-    misses on a v3 store; two duplicates on a v2 store). This wrapper makes the first of
-    those lookups fetch the document that decides the format — ``zarr.json``, then
-    ``.zmetadata`` if that is missing (``.zmetadata`` only with ``zarr_format=2``) — and
-    serves the rest from it:
-
-    * v3 (``zarr.json`` found): the root v2 keys are reported missing, as zarr would ignore
-      them anyway (it prefers v3 when both exist);
-    * v2 consolidated (``.zmetadata`` found): every ``.zgroup``/``.zattrs``/``.zarray``
-      document it holds is served from memory, root keys it lacks are reported missing.
-
-    Everything else (chunks, shards, metadata below an unconsolidated root) passes through.
-    """
-
-    def __init__(self, store: Store, *, zarr_format: int | None = None) -> None:
-        super().__init__(store)
-        if zarr_format not in (None, 2, 3):
-            raise ValueError(f"zarr_format must be 2, 3 or None, got {zarr_format!r}")
-        self.zarr_format = zarr_format
-        self._docs: dict[str, bytes | None] | None = None
-        self._probe: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
-
-    def _with_store(self, store: Store) -> MetadataPrefetchStore:
-        return type(self)(store, zarr_format=self.zarr_format)
-
-    def with_read_only(self, read_only: bool = False) -> Store:
-        inner = self._store.with_read_only(read_only)
-        return self._with_store(inner) if read_only else inner
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_probe"] = None
-        return state
-
-    def __repr__(self) -> str:
-        return f"MetadataPrefetchStore({self._store!r})"
-
-    def __str__(self) -> str:
-        return str(self._store)
-
-    def __eq__(self, value: object) -> bool:
-        return isinstance(value, MetadataPrefetchStore) and self._store == value._store
-
-    __hash__ = None  # type: ignore[assignment]
-
-    @staticmethod
-    def _is_metadata_key(key: str) -> bool:
-        name = key.rsplit("/", 1)[-1]
-        return name == _V3_META or name == _V2_CONSOLIDATED or name in _V2_KEYS
-
-    async def _fetch(self, key: str) -> bytes | None:
-        from zarr.core.buffer import default_buffer_prototype
-
-        buf = await self._store.get(key, default_buffer_prototype())
-        return None if buf is None else buf.to_bytes()
-
-    async def _run_probe(self) -> None:
-        docs: dict[str, bytes | None] = {}
-        if self.zarr_format != 2:
-            v3 = await self._fetch(_V3_META)
-            docs[_V3_META] = v3
-            if v3 is not None:
-                for key in (_V2_CONSOLIDATED, *_V2_KEYS):
-                    docs[key] = None
-                self._docs = docs
-                return
-            if self.zarr_format == 3:
-                self._docs = docs
-                return
-        zmeta = await self._fetch(_V2_CONSOLIDATED)
-        docs[_V2_CONSOLIDATED] = zmeta
-        if zmeta is not None:
-            try:
-                consolidated = json.loads(zmeta)["metadata"]
-            except (ValueError, KeyError, TypeError):
-                consolidated = None
-            if isinstance(consolidated, dict):
-                docs[_V3_META] = None
-                for key in _V2_KEYS:
-                    docs[key] = None
-                for key, doc in consolidated.items():
-                    if self._is_metadata_key(key):
-                        docs[key] = json.dumps(doc).encode()
-        self._docs = docs
-
-    async def _ensure_probed(self) -> dict[str, bytes | None]:
-        if self._docs is not None:
-            return self._docs
-        loop = asyncio.get_running_loop()
-        if self._probe is None or self._probe[0] is not loop:
-            self._probe = (loop, asyncio.ensure_future(self._run_probe()))
-        try:
-            await asyncio.shield(self._probe[1])
-        except BaseException:
-            self._probe = None  # a failed probe (network error) is retried on the next lookup
-            raise
-        assert self._docs is not None
-        return self._docs
-
-    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
-        if byte_range is None and self._is_metadata_key(key):
-            docs = await self._ensure_probed()
-            if key in docs:
-                doc = docs[key]
-                return None if doc is None else prototype.buffer.from_bytes(doc)
-        return await self._store.get(key, prototype, byte_range)
-
-    async def exists(self, key: str) -> bool:
-        if self._docs is not None and key in self._docs:
-            return self._docs[key] is not None
-        return await self._store.exists(key)
-
-
-# ----------------------------------------------------------------------------- prefetch
-_MISS = object()
-
-
-class PrefetchStore(MetadataPrefetchStore):
-    """Read-only store wrapper answering ``get`` from objects fetched ahead by :meth:`fetch`
-    (and root metadata from one prefetched document, as :class:`MetadataPrefetchStore`)."""
-
-    def __init__(self, store: Store, *, zarr_format: int | None = None) -> None:
-        super().__init__(store, zarr_format=zarr_format)
-        self._objects: dict[str, bytes | None] = {}
-        self._refs: dict[str, int] = {}  # reads currently relying on a cached object
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state["_objects"], state["_refs"] = {}, {}
-        return state
-
-    def __repr__(self) -> str:
-        return f"PrefetchStore({self._store!r})"
-
-    # -- cache -----------------------------------------------------------------------------
-    def _lookup(self, key: str, byte_range: ByteRequest | None) -> Any:
-        data = self._objects.get(key, _MISS)
-        if data is _MISS or data is None:
-            return data
-        if byte_range is None:
-            return data
-        if isinstance(byte_range, RangeByteRequest):
-            return data[byte_range.start : byte_range.end]
-        if isinstance(byte_range, OffsetByteRequest):
-            return data[byte_range.offset :]
-        if isinstance(byte_range, SuffixByteRequest):
-            return data[-byte_range.suffix :] if byte_range.suffix else b""
-        return _MISS
-
-    def cached_objects(self, keys: Iterable[str]) -> dict[str, bytes | None] | None:
-        """The cached objects ``keys`` (None unless every one of them is cached)."""
-        out = {}
-        for key in keys:
-            data = self._objects.get(key, _MISS)
-            if data is _MISS:
-                return None
-            out[key] = data
-        return out
-
-    async def get(self, key: str, prototype: Any, byte_range: ByteRequest | None = None) -> Any:
-        hit = self._lookup(key, byte_range)
-        if hit is not _MISS:
-            return None if hit is None else prototype.buffer.from_bytes(hit)
-        return await super().get(key, prototype, byte_range)
-
-    async def get_partial_values(self, prototype: Any, key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Any]:
-        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
-
-    async def exists(self, key: str) -> bool:
-        if key in self._objects:
-            return self._objects[key] is not None
-        return await super().exists(key)
-
-    async def fetch(self, keys: Iterable[str]) -> int:
-        """Fetch the whole objects ``keys`` (missing ones cached as absent) concurrently;
-        returns the number of bytes fetched."""
-        from zarr.core.buffer import default_buffer_prototype
-
-        wanted = list(dict.fromkeys(keys))
-        for key in wanted:
-            self._refs[key] = self._refs.get(key, 0) + 1
-        todo = [k for k in wanted if k not in self._objects]
-        proto = default_buffer_prototype()
-
-        async def one(key: str) -> int:
-            buf = await self._store.get(key, proto)
-            data = None if buf is None else buf.to_bytes()
-            self._objects[key] = data
-            return len(data or b"")
-
-        from annio.io._storage import engine
-
-        return sum(await engine.gather_limited(one(k) for k in todo))
-
-    def drop(self, keys: Iterable[str] | None = None) -> None:
-        """Forget cached objects (all when ``keys`` is None)."""
-        if keys is None:
-            self._objects.clear()
-            self._refs.clear()
-            return
-        for key in dict.fromkeys(keys):
-            left = self._refs.get(key, 1) - 1
-            if left > 0:
-                self._refs[key] = left
-                continue
-            self._refs.pop(key, None)
-            self._objects.pop(key, None)
-
-
-
 # ----------------------------------------------------------------------------- h5
 class RemoteH5File(h5py.File):
     """An ``h5py.File`` reading from a remote (fsspec) file object; closing it also closes
@@ -479,11 +260,12 @@ def open_h5_file_from_url(
     _, options = _split_backend(storage_options)
     opts = _fsspec_options(url, options)
     fs, path = fsspec.core.url_to_fs(url, **opts)
-    fobj = fs.open(path, mode="rb", block_size=block_size or DEFAULT_H5_BLOCK_SIZE, cache_type=cache_type)
+    fobj = RangeCachedFile(fs.open(path, mode="rb", block_size=block_size or DEFAULT_H5_BLOCK_SIZE, cache_type=cache_type), fs, path)
     try:
         f = RemoteH5File(fobj, "r")
     except Exception:
         fobj.close()
         raise
     f._annio_fileobj = fobj
+    register_open(f, fobj)
     return f

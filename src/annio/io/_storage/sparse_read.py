@@ -24,7 +24,7 @@ from annio.errors import FormatError
 from annio.io._storage.ranges import runs
 from annio.io._storage.adapter import is_storage_object, wrap
 
-__all__ = ["SparseParts", "read_ranges", "runs", "read_major_slice", "read_major_rows", "check_indptr_bounds"]
+__all__ = ["SparseParts", "read_ranges", "runs", "read_major_slice", "read_major_rows", "check_indptr_bounds", "value_ranges", "major_read_plan", "zarr_read_span"]
 
 
 class Readable(Protocol):  # pragma: no cover - typing only
@@ -60,6 +60,24 @@ def read_ranges(arr: Any, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     is a raw h5py/zarr array."""
     node = wrap(arr) if is_storage_object(arr) else arr
     return node.read_ranges(starts, stops)
+
+
+def zarr_read_span(starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ranges a zarr array's :meth:`~annio.io._storage.adapter.StorageArray.read_ranges`
+    reads for ``starts``/``stops``: one covering range when there is one range or the wanted
+    values fill enough of their span, else the ranges themselves."""
+    from annio.io._storage.adapter import _COVER_FRACTION
+
+    starts = np.atleast_1d(np.asarray(starts, dtype=np.int64))
+    stops = np.atleast_1d(np.asarray(stops, dtype=np.int64))
+    keep = stops > starts
+    starts, stops = starts[keep], stops[keep]
+    if starts.size <= 1:
+        return starts, stops
+    lo, hi = int(starts[0]), int(stops[-1])
+    if int((stops - starts).sum()) >= _COVER_FRACTION * (hi - lo):
+        return np.array([lo]), np.array([hi])
+    return starts, stops
 
 
 # ============================================================================= major axis
@@ -126,6 +144,49 @@ def _major_bounds_rows(parts: SparseParts, rows: np.ndarray, indptr: np.ndarray 
     return values[pos], values[pos + 1]
 
 
+def value_ranges(parts: SparseParts, rows: np.ndarray, *, indptr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(lo, hi, r_lo, r_hi)`` for the sorted, unique, non-contiguous major positions
+    ``rows``: each row's value range ``lo[i]:hi[i]`` and the ranges of ``data``/``indices``
+    to read, rows adjacent on disk merged (reads ``indptr`` unless given)."""
+    lo, hi = _major_bounds_rows(parts, rows, indptr)
+    check_indptr_bounds(parts.path, lo, hi, parts.nnz)
+    touching = np.concatenate(([False], lo[1:] == hi[:-1]))
+    if touching.any():
+        first = ~touching
+        r_lo = lo[first]
+        r_hi = hi[np.concatenate((np.flatnonzero(first)[1:] - 1, [hi.size - 1]))]
+    else:
+        r_lo, r_hi = lo, hi
+    return lo, hi, r_lo, r_hi
+
+
+def major_read_plan(parts: SparseParts, rows: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], Any]:
+    """What :func:`read_major_rows` (``rows``: sorted unique positions) or
+    :func:`read_major_slice` (``rows``: a ``(start, stop)`` pair) reads of ``indptr`` —
+    ``(starts, stops)`` — and a function giving, once ``indptr`` is readable, the ranges it
+    then reads of ``data`` and ``indices``. Used to fetch all of them ahead, concurrently."""
+    if isinstance(rows, tuple):
+        start, stop = rows
+    else:
+        rows = np.asarray(rows, dtype=np.int64)
+        start, stop = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+    if stop <= start:
+        return (np.zeros(0, np.int64), np.zeros(0, np.int64)), lambda: (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if isinstance(rows, tuple) or rows.size == stop - start:
+        def slice_values() -> tuple[np.ndarray, np.ndarray]:
+            bounds = _major_bounds_slice(parts, start, stop, None)
+            return np.array([int(bounds[0])]), np.array([int(bounds[-1])])
+
+        return (np.array([start]), np.array([stop + 1])), slice_values
+    starts, stops = runs(rows)
+
+    def row_values() -> tuple[np.ndarray, np.ndarray]:
+        _, _, r_lo, r_hi = value_ranges(parts, rows)
+        return r_lo, r_hi
+
+    return (starts, stops + 1), row_values
+
+
 def read_major_rows(parts: SparseParts, rows: np.ndarray, *, indptr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(data, indices, indptr)`` of the sorted, unique, in-range major positions ``rows``.
 
@@ -136,18 +197,7 @@ def read_major_rows(parts: SparseParts, rows: np.ndarray, *, indptr: np.ndarray 
         return read_major_slice(parts, 0, 0)
     if rows[-1] - rows[0] + 1 == rows.size:
         return read_major_slice(parts, int(rows[0]), int(rows[-1]) + 1, indptr=indptr)
-    lo, hi = _major_bounds_rows(parts, rows, indptr)
-    check_indptr_bounds(parts.path, lo, hi, parts.nnz)
-    counts = hi - lo
-    # rows adjacent on disk give touching value ranges: merge them into one range
-    touching = np.concatenate(([False], lo[1:] == hi[:-1]))
-    if touching.any():
-        first = ~touching
-        r_lo = lo[first]
-        r_hi = hi[np.concatenate((np.flatnonzero(first)[1:] - 1, [hi.size - 1]))]
-    else:
-        r_lo, r_hi = lo, hi
+    lo, hi, r_lo, r_hi = value_ranges(parts, rows, indptr=indptr)
     data = read_ranges(parts.data, r_lo, r_hi)
     indices = read_ranges(parts.indices, r_lo, r_hi)
-    return _finish(parts, data, indices, counts)
-
+    return _finish(parts, data, indices, hi - lo)

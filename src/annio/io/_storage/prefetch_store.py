@@ -1,0 +1,335 @@
+"""The read-only zarr store wrapper that serves reads from objects and byte ranges fetched
+ahead, concurrently (see :mod:`annio.io._storage.prefetch` and
+:mod:`annio.io._storage.row_fetch`).
+
+Two caches, both filled by one concurrent batch of requests and emptied when the read that
+planned them is done (reference counted, so overlapping reads on one store do not evict
+each other's objects):
+
+* whole objects (:meth:`PrefetchStore.fetch`): any ``get`` of the key, with or without a
+  byte range, is answered from memory;
+* byte ranges of objects (:meth:`PrefetchStore.fetch_ranges`): a ranged ``get`` inside a
+  fetched range, or the exact suffix fetched (a shard index), is answered from memory.
+
+Everything else passes through to the wrapped store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+
+from zarr.abc.store import Store
+from zarr.storage import WrapperStore
+
+__all__ = ["MetadataPrefetchStore", "PrefetchStore"]
+
+_V3_META = "zarr.json"
+_V2_CONSOLIDATED = ".zmetadata"
+_V2_KEYS = (".zgroup", ".zattrs", ".zarray")
+
+_MISS = object()
+
+
+class MetadataPrefetchStore(WrapperStore[Store]):
+    """Read-only wrapper that answers root metadata lookups from one prefetched document.
+
+    zarr-python, asked to open a group of unknown format, fetches ``zarr.json``,
+    ``.zgroup``, ``.zattrs`` and ``.zmetadata`` at once (four requests, three of them
+    misses on a v3 store; two duplicates on a v2 store). This wrapper makes the first of
+    those lookups fetch the document that decides the format — ``zarr.json``, then
+    ``.zmetadata`` if that is missing (``.zmetadata`` only with ``zarr_format=2``) — and
+    serves the rest from it:
+
+    * v3 (``zarr.json`` found): the root v2 keys are reported missing, as zarr would ignore
+      them anyway (it prefers v3 when both exist);
+    * v2 consolidated (``.zmetadata`` found): every ``.zgroup``/``.zattrs``/``.zarray``
+      document it holds is served from memory, root keys it lacks are reported missing.
+
+    Everything else (chunks, shards, metadata below an unconsolidated root) passes through.
+    """
+
+    def __init__(self, store: Store, *, zarr_format: int | None = None) -> None:
+        super().__init__(store)
+        if zarr_format not in (None, 2, 3):
+            raise ValueError(f"zarr_format must be 2, 3 or None, got {zarr_format!r}")
+        self.zarr_format = zarr_format
+        self._docs: dict[str, bytes | None] | None = None
+        self._probe: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+    def _with_store(self, store: Store) -> MetadataPrefetchStore:
+        return type(self)(store, zarr_format=self.zarr_format)
+
+    def with_read_only(self, read_only: bool = False) -> Store:
+        inner = self._store.with_read_only(read_only)
+        return self._with_store(inner) if read_only else inner
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_probe"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return f"MetadataPrefetchStore({self._store!r})"
+
+    def __str__(self) -> str:
+        return str(self._store)
+
+    def __eq__(self, value: object) -> bool:
+        return isinstance(value, MetadataPrefetchStore) and self._store == value._store
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @staticmethod
+    def _is_metadata_key(key: str) -> bool:
+        name = key.rsplit("/", 1)[-1]
+        return name == _V3_META or name == _V2_CONSOLIDATED or name in _V2_KEYS
+
+    async def _fetch(self, key: str) -> bytes | None:
+        from zarr.core.buffer import default_buffer_prototype
+
+        buf = await self._store.get(key, default_buffer_prototype())
+        return None if buf is None else buf.to_bytes()
+
+    async def _run_probe(self) -> None:
+        docs: dict[str, bytes | None] = {}
+        if self.zarr_format != 2:
+            v3 = await self._fetch(_V3_META)
+            docs[_V3_META] = v3
+            if v3 is not None:
+                for key in (_V2_CONSOLIDATED, *_V2_KEYS):
+                    docs[key] = None
+                self._docs = docs
+                return
+            if self.zarr_format == 3:
+                self._docs = docs
+                return
+        zmeta = await self._fetch(_V2_CONSOLIDATED)
+        docs[_V2_CONSOLIDATED] = zmeta
+        if zmeta is not None:
+            try:
+                consolidated = json.loads(zmeta)["metadata"]
+            except (ValueError, KeyError, TypeError):
+                consolidated = None
+            if isinstance(consolidated, dict):
+                docs[_V3_META] = None
+                for key in _V2_KEYS:
+                    docs[key] = None
+                for key, doc in consolidated.items():
+                    if self._is_metadata_key(key):
+                        docs[key] = json.dumps(doc).encode()
+        self._docs = docs
+
+    async def _ensure_probed(self) -> dict[str, bytes | None]:
+        if self._docs is not None:
+            return self._docs
+        loop = asyncio.get_running_loop()
+        if self._probe is None or self._probe[0] is not loop:
+            self._probe = (loop, asyncio.ensure_future(self._run_probe()))
+        try:
+            await asyncio.shield(self._probe[1])
+        except BaseException:
+            self._probe = None  # a failed probe (network error) is retried on the next lookup
+            raise
+        assert self._docs is not None
+        return self._docs
+
+    async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
+        if byte_range is None and self._is_metadata_key(key):
+            docs = await self._ensure_probed()
+            if key in docs:
+                doc = docs[key]
+                return None if doc is None else prototype.buffer.from_bytes(doc)
+        return await self._store.get(key, prototype, byte_range)
+
+    async def exists(self, key: str) -> bool:
+        if self._docs is not None and key in self._docs:
+            return self._docs[key] is not None
+        return await self._store.exists(key)
+
+
+class _Ranges:
+    """Fetched byte ranges of one object (sorted, may overlap) and fetched suffixes."""
+
+    __slots__ = ("starts", "parts", "suffixes")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.parts: list[tuple[int, int, bytes]] = []
+        self.suffixes: dict[int, bytes] = {}
+
+    def add(self, start: int, data: bytes) -> None:
+        i = bisect.bisect_right(self.starts, start)
+        self.starts.insert(i, start)
+        self.parts.insert(i, (start, start + len(data), data))
+
+    def find(self, start: int, end: int) -> bytes | None:
+        i = bisect.bisect_right(self.starts, start) - 1
+        while i >= 0:
+            s, e, data = self.parts[i]
+            if e >= end:
+                return data[start - s : end - s]
+            i -= 1
+        return None
+
+
+class PrefetchStore(MetadataPrefetchStore):
+    """Read-only store wrapper answering ``get`` from objects and byte ranges fetched ahead
+    by :meth:`fetch` / :meth:`fetch_ranges` (and root metadata from one prefetched
+    document, as :class:`~annio.io._storage.remote.MetadataPrefetchStore`)."""
+
+    def __init__(self, store: Any, *, zarr_format: int | None = None) -> None:
+        super().__init__(store, zarr_format=zarr_format)
+        self._objects: dict[str, bytes | None] = {}
+        self._ranges: dict[str, _Ranges] = {}
+        self._refs: dict[Any, int] = {}  # reads currently relying on a cached object / key's ranges
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_objects"], state["_ranges"], state["_refs"] = {}, {}, {}
+        return state
+
+    def __repr__(self) -> str:
+        return f"PrefetchStore({self._store!r})"
+
+    # -- cache -----------------------------------------------------------------------------
+    def _lookup(self, key: str, byte_range: ByteRequest | None) -> Any:
+        data = self._objects.get(key, _MISS)
+        if data is _MISS:
+            ranges = self._ranges.get(key)
+            if ranges is None:
+                return _MISS
+            if isinstance(byte_range, RangeByteRequest):
+                hit = ranges.find(byte_range.start, byte_range.end)
+                return _MISS if hit is None else hit
+            if isinstance(byte_range, SuffixByteRequest):
+                return ranges.suffixes.get(byte_range.suffix, _MISS)
+            return _MISS
+        if data is None or byte_range is None:
+            return data
+        if isinstance(byte_range, RangeByteRequest):
+            return data[byte_range.start : byte_range.end]
+        if isinstance(byte_range, OffsetByteRequest):
+            return data[byte_range.offset :]
+        if isinstance(byte_range, SuffixByteRequest):
+            return data[-byte_range.suffix :] if byte_range.suffix else b""
+        return _MISS
+
+    def has_object(self, key: str) -> bool:
+        return key in self._objects
+
+    def has_range(self, key: str, byte_range: ByteRequest) -> bool:
+        return self._lookup(key, byte_range) is not _MISS
+
+    def cached_objects(self, keys: Iterable[str]) -> dict[str, bytes | None] | None:
+        """The cached objects ``keys`` (None unless every one of them is cached)."""
+        out = {}
+        for key in keys:
+            data = self._objects.get(key, _MISS)
+            if data is _MISS:
+                return None
+            out[key] = data
+        return out
+
+    async def get(self, key: str, prototype: Any, byte_range: ByteRequest | None = None) -> Any:
+        hit = self._lookup(key, byte_range)
+        if hit is not _MISS:
+            return None if hit is None else prototype.buffer.from_bytes(hit)
+        return await super().get(key, prototype, byte_range)
+
+    async def get_partial_values(self, prototype: Any, key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Any]:
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
+
+    async def get_ranges(self, key: str, byte_ranges: Sequence[ByteRequest | None], *, prototype: Any, **kwargs: Any) -> AsyncIterator[Sequence[tuple[int, Any]]]:
+        """zarr >= 3.2 reads parts of shards through this; answer from the caches when they
+        hold every range, else let the wrapped store coalesce."""
+        hits = [self._lookup(key, r) for r in byte_ranges]
+        if all(h is not _MISS for h in hits):
+            if any(h is None for h in hits):
+                raise BaseExceptionGroup("missing", [FileNotFoundError(key)])
+            yield [(i, prototype.buffer.from_bytes(h)) for i, h in enumerate(hits)]
+            return
+        async for group in super().get_ranges(key, byte_ranges, prototype=prototype, **kwargs):  # type: ignore[misc]
+            yield group
+
+    async def exists(self, key: str) -> bool:
+        if key in self._objects:
+            return self._objects[key] is not None
+        return await super().exists(key)
+
+    def _ref(self, token: Any) -> None:
+        self._refs[token] = self._refs.get(token, 0) + 1
+
+    async def fetch(self, keys: Iterable[str]) -> int:
+        """Fetch the whole objects ``keys`` (missing ones cached as absent) concurrently;
+        returns the number of bytes fetched."""
+        from zarr.core.buffer import default_buffer_prototype
+
+        wanted = list(dict.fromkeys(keys))
+        for key in wanted:
+            self._ref(key)
+        todo = [k for k in wanted if k not in self._objects]
+        proto = default_buffer_prototype()
+
+        async def one(key: str) -> int:
+            buf = await self._store.get(key, proto)
+            data = None if buf is None else buf.to_bytes()
+            self._objects[key] = data
+            return len(data or b"")
+
+        from annio.io._storage import engine
+
+        return sum(await engine.gather_limited(one(k) for k in todo))
+
+    async def fetch_ranges(self, requests: Iterable[tuple[str, ByteRequest]]) -> list[bytes | None]:
+        """Fetch byte ranges (``RangeByteRequest``, or a ``SuffixByteRequest`` kept as such)
+        of objects concurrently and cache them; returns their bytes (None: object missing).
+        Ranges already answerable from the caches are not fetched again."""
+        from zarr.core.buffer import default_buffer_prototype
+
+        from annio.io._storage import engine
+
+        requests = list(requests)
+        for key in dict.fromkeys(k for k, _ in requests):
+            self._ref(("ranges", key))
+        proto = default_buffer_prototype()
+
+        async def one(key: str, byte_range: ByteRequest) -> bytes | None:
+            hit = self._lookup(key, byte_range)
+            if hit is not _MISS:
+                return hit
+            buf = await self._store.get(key, proto, byte_range)
+            if buf is None:
+                return None
+            data = buf.to_bytes()
+            ranges = self._ranges.setdefault(key, _Ranges())
+            if isinstance(byte_range, SuffixByteRequest):
+                ranges.suffixes[byte_range.suffix] = data
+            elif isinstance(byte_range, RangeByteRequest):
+                ranges.add(byte_range.start, data)
+            return data
+
+        return await engine.gather_limited(one(k, r) for k, r in requests)
+
+    def drop(self, keys: Iterable[str] | None = None, range_keys: Iterable[str] = ()) -> None:
+        """Forget cached objects ``keys`` and the cached ranges of ``range_keys`` (everything
+        when ``keys`` is None)."""
+        if keys is None:
+            self._objects.clear()
+            self._ranges.clear()
+            self._refs.clear()
+            return
+        tokens = [(k, False) for k in dict.fromkeys(keys)] + [(k, True) for k in dict.fromkeys(range_keys)]
+        for key, is_range in tokens:
+            token = ("ranges", key) if is_range else key
+            left = self._refs.get(token, 1) - 1
+            if left > 0:
+                self._refs[token] = left
+                continue
+            self._refs.pop(token, None)
+            (self._ranges if is_range else self._objects).pop(key, None)
