@@ -6,12 +6,10 @@ Encodings (``annio.io._encodings``) only ever talk to :class:`StorageGroup` and
 attribute quirks (byte strings, empty ``float64`` arrays), chunking, sharding, compression
 options, scalars and null datasets — is handled here and nowhere else.
 
-The adapter's helpers sit beside it: :mod:`~annio.io._storage.attrs` (attribute
-normalisation), :mod:`~annio.io._storage.dtypes` (string and record dtypes),
-:mod:`~annio.io._storage.h5_chunks` (parallel gzip and ranged reads through HDF5 direct chunk I/O),
-:mod:`~annio.io._storage.zarr_shards` (parallel zstd for local sharded zarr v3),
-:mod:`~annio.io._storage.zarr_small` / :mod:`~annio.io._storage.zarr_tree` (small arrays
-written / local consolidated stores read without zarr objects) and ``layout``.
+Its helpers sit beside it: ``attrs`` (attribute normalisation), ``dtypes`` (string and
+record dtypes), ``h5_chunks`` (parallel gzip, ranged HDF5 direct chunk reads), ``zarr_shards``
+(parallel zstd for local sharded v3), ``zarr_small``/``zarr_tree`` (small arrays written /
+local consolidated stores read without zarr objects), ``opened`` and ``layout``.
 """
 
 from __future__ import annotations
@@ -48,19 +46,6 @@ _COVER_FRACTION = 0.5
 # read_ranges, HDF5 without gzip: merge ranges separated by fewer bytes than this (HDF5
 # reads exactly the requested bytes, so merging across real gaps only adds work)
 _H5_MERGE_GAP_BYTES = 512
-
-
-def _zarr_consolidated_child(group: Any, key: str) -> Any:
-    """``group[key]`` from consolidated metadata without a hop to zarr's event loop (which
-    ``zarr.Group.__getitem__`` makes even when no I/O is needed); None to ask zarr."""
-    agroup = getattr(group, "_async_group", None)
-    if agroup is None or getattr(agroup.metadata, "consolidated_metadata", None) is None:
-        return None
-    try:
-        child = agroup._getitem_consolidated(agroup.store_path / key, key, prefix=agroup.name)
-    except (AttributeError, TypeError):  # another zarr version: the public way
-        return None
-    return zarr.Group(child) if isinstance(child, zarr.AsyncGroup) else zarr.Array(child)
 
 
 def is_storage_object(obj: Any) -> bool:
@@ -343,7 +328,7 @@ class StorageGroup(StorageNode):
 
     def _open(self, key: str) -> StorageGroup | StorageArray:
         try:
-            child = _zarr_consolidated_child(self.raw, key) if self.backend == "zarr" else None
+            child = opened.consolidated_child(self.raw, key) if self.backend == "zarr" else None
             if child is None:
                 child = self.raw[key]
         except KeyError as err:

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import zarr
+
 from annio.errors import MissingElementError
 
-__all__ = ["child", "contains", "remembers", "member_names"]
+__all__ = ["child", "contains", "remembers", "member_names", "consolidated_child"]
 
 
 def _cache(group: Any) -> dict[str, Any] | None:
@@ -61,3 +63,16 @@ def member_names(group: Any, wrap: Callable[[Any], Any]) -> list[str] | None:
         cache.setdefault(name, wrap(node))
         names.append(name)
     return names
+
+
+def consolidated_child(group: Any, key: str) -> Any:
+    """``group[key]`` from consolidated metadata without a hop to zarr's event loop (which
+    ``zarr.Group.__getitem__`` makes even when no I/O is needed); None to ask zarr."""
+    agroup = getattr(group, "_async_group", None)
+    if agroup is None or getattr(agroup.metadata, "consolidated_metadata", None) is None:
+        return None
+    try:
+        child = agroup._getitem_consolidated(agroup.store_path / key, key, prefix=agroup.name)
+    except (AttributeError, TypeError):  # another zarr version: the public way
+        return None
+    return zarr.Group(child) if isinstance(child, zarr.AsyncGroup) else zarr.Array(child)
