@@ -150,6 +150,12 @@ class ConcatenatedColumn(LazyColumn):
             self._dtype = self.resolved_dtype()
         return self._dtype
 
+    @property
+    def keeps_object(self) -> bool:
+        """``object`` is the concatenated dtype itself (pandas' concatenation gave it), not a
+        stand-in for strings that a frame may re-infer as ``str``."""
+        return self.kind != "nullable-string-array" and self.dtype == np.dtype(object)
+
     def _getitem(self, key: tuple) -> Any:
         (key,) = key if isinstance(key, tuple) else (key,)
         scalar = isinstance(key, int | np.integer)

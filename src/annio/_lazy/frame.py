@@ -307,7 +307,11 @@ class Dataset2D:
             index = pd.Index(np.asarray(computed[-1], dtype=object), name=name)
         if not names:
             return pd.DataFrame(index=index)
-        return pd.DataFrame(data, index=index, columns=names)
+        out = pd.DataFrame(data, index=index, columns=names)
+        for i, col in enumerate(names):  # object columns pandas 3 re-inferred as ``str``
+            if out.dtypes.iloc[i] != object and getattr(backend_array(self._ds[col].variable._data), "keeps_object", False):
+                out.isetitem(i, pd.Series(np.asarray(data[col], dtype=object), index=out.index, dtype=object, copy=False))
+        return out
 
     to_pandas = to_memory
 

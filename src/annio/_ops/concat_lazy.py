@@ -28,9 +28,7 @@ def _part_dtype(variable: xr.Variable) -> Any:
         dtype = backend.pandas_dtype
     else:
         dtype = variable.dtype
-    if isinstance(dtype, pd.StringDtype):
-        return np.dtypes.StringDType(na_object=pd.NA)
-    return dtype
+    return dtype  # a pandas string dtype stays itself ("str" and "string" differ in pandas 3)
 
 
 def concat_lazy_frames(frames: Sequence[Any], join: str, index: pd.Index) -> Any:
