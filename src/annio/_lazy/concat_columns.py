@@ -180,8 +180,10 @@ class ConcatenatedColumn(LazyColumn):
         dask_at = [j for j, p in enumerate(pieces) if p is not None and type(p).__module__.startswith("dask")]
         if dask_at:
             import dask
+            from dask.local import get_sync
 
-            for j, value in zip(dask_at, dask.compute(*[pieces[j] for j in dask_at], scheduler="synchronous"), strict=True):
+            # the scheduler as a function: a name makes dask import `distributed` (~1 s) to look for a client
+            for j, value in zip(dask_at, dask.compute(*[pieces[j] for j in dask_at], scheduler=get_sync), strict=True):
                 pieces[j] = np.asarray(value)
         if not pieces:
             empty = [self._sample(d)[:0] if d is not None else None for d in self.part_dtypes]

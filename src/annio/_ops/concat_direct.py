@@ -258,6 +258,23 @@ def direct_element(
     return ConcatenatedDense(sources, lengths, takes, axis, tuple(result.shape), result.dtype, fill_value)
 
 
+def _direct_stacked(values: Sequence[Any], result: Any, lengths: Sequence[int]) -> Any:
+    """``obsm``/``varm`` entries present in every part with the same trailing shape: stacked
+    along their first axis (dense row blocks, or CSR parts as they are)."""
+    if not _is_dask(result) or any(v is None for v in values):
+        return None
+    origins = [_origin(v) for v in values]
+    if any(o is None for o in origins) or len({tuple(v.shape[1:]) for v in values}) != 1:
+        return None
+    if sp.issparse(getattr(result, "_meta", None)):
+        if result.ndim != 2 or any(o.kind != "sparse" or o.source.fmt != "csr" for o in origins):
+            return None
+        return ConcatenatedSparse([o.source for o in origins], lengths, [None] * len(values), "csr", int(result.shape[1]), result.dtype)
+    if any(o.kind != "dense" for o in origins) or np.dtype(result.dtype).kind not in "biufc" or result.ndim < 2:
+        return None
+    return ConcatenatedDense([o.source for o in origins], lengths, [None] * len(values), 0, tuple(result.shape), result.dtype, None)
+
+
 def substitute_direct(result: Any, inputs: Sequence[Any], axis: int, fill_value: Any) -> int:
     """Replace the lazy ``X`` and ``layers`` of ``result`` (the lazy concatenation of
     ``inputs``) by direct objects wherever :func:`direct_element` allows; returns how many
@@ -271,6 +288,14 @@ def substitute_direct(result: Any, inputs: Sequence[Any], axis: int, fill_value:
         direct = direct_element([a.X for a in inputs], result.X, axis, lengths, alt_indices, alt_index, fill_value)
         if direct is not None:
             result.X = direct
+            replaced += 1
+    ax = "obs" if axis == 0 else "var"
+    aligned = getattr(result, f"{ax}m")
+    for key in list(aligned.keys()):
+        values = [getattr(a, f"{ax}m")[key] if key in getattr(a, f"{ax}m") else None for a in inputs]
+        direct = _direct_stacked(values, aligned[key], lengths)
+        if direct is not None:
+            aligned[key] = direct
             replaced += 1
     for key in [k for k in result.layers.keys() if k is not None]:
         values = [a.layers[key] if key in a.layers else None for a in inputs]

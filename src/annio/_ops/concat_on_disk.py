@@ -64,6 +64,23 @@ def _with_progress(adata: Any, progress: Callable[[int, int], None]) -> tuple[An
     return adata, total, done
 
 
+def _default_dask_scheduler() -> Any:
+    """dask's default scheduler, named as a function when ``distributed`` was never imported
+    (then no client can exist): a name or no choice makes dask import ``distributed`` to look
+    for one, which costs about a second."""
+    import sys
+    from contextlib import nullcontext
+
+    if "distributed" in sys.modules:
+        return nullcontext()
+    import dask
+    import dask.threaded
+
+    if dask.config.get("scheduler", None) is not None:
+        return nullcontext()
+    return dask.config.set(scheduler=dask.threaded.get)
+
+
 def settings_rows(value: Any) -> int:
     """Rows per block the dense writer uses for ``value`` (for the progress total)."""
     import math
@@ -134,6 +151,7 @@ def concat_on_disk(
         overrides["write_block_bytes"] = max(2**16, int(max_loaded_elems) * 8)
     with ExitStack() as stack:
         stack.enter_context(settings.override(**overrides))
+        stack.enter_context(_default_dask_scheduler())
         lazies = []
         for f in in_files:
             lazy = read_lazy(f)
