@@ -126,7 +126,7 @@ def test_blocks_stay_within_the_budget(tmp_path):
         a.write_h5ad(p)
     lazies = [read_lazy(p) for p in paths]
     result = annio.concat(lazies)
-    budget = 2**16 // 8  # values of float32 data + int32 indices in the smallest write budget
+    budget = 2**16 // 4 // 8  # float32 data + int32 indices in a quarter of the smallest write budget
     with annio.settings.override(write_block_bytes=2**16):
         obj = direct.direct_element([a.X for a in lazies], result.X, 0, [a.n_obs for a in lazies],
                                     [a.var_names for a in lazies], result.var_names, None)

@@ -71,7 +71,8 @@ class ConcatenatedSparse:
         """``(part, start, stop)`` per block: whole major ranges of one part holding at most
         the write budget of stored values."""
         index_bytes = 8 if max(self.n_minor, 1) > np.iinfo(np.int32).max else 4
-        budget = max(1, settings.write_block_bytes // (self.dtype.itemsize + index_bytes))
+        # a quarter of the budget: the writer's buffers of data and indices hold the rest
+        budget = max(1, settings.write_block_bytes // 4 // (self.dtype.itemsize + index_bytes))
         blocks: list[tuple[int, int, int]] = []
         for i, (n, indptr) in enumerate(zip(self.lengths, self._indptrs, strict=True)):
             if n == 0:
