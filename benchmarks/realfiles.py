@@ -5,9 +5,10 @@
   (700 cells, dense X, raw, obsm, obsp, uns). The zarr copies are written by anndata in the
   untimed setup, so both libraries read the same files.
 * ``startup-import``: a fresh interpreter importing the library.
-* ``startup-info``: a fresh process printing a summary of the medium-sized input — annio's
-  ``annio info FILE`` command; for anndata, what its users run instead:
-  ``print(anndata.read_h5ad(FILE, backed="r"))``.
+* ``startup-info-h5ad`` / ``startup-info-zarr``: a fresh process printing a summary of the
+  input (the h5ad file, the sharded zarr v3 store) — annio's ``annio info FILE`` command; for
+  anndata, what its users run instead: ``print(anndata.read_h5ad(FILE, backed="r"))``, and
+  ``print(anndata.experimental.read_lazy(STORE))`` for zarr.
 """
 
 from __future__ import annotations
@@ -89,19 +90,33 @@ def startup_import_workload():
     return Workload("startup-import", setup, "fresh interpreter: import the library")
 
 
-def startup_info_workload():
+def _annio_command() -> list[str]:
+    """The installed ``annio`` script next to this interpreter (what users run), else ``-m``."""
+    script = Path(sys.executable).with_name("annio")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "annio.cli.main"]
+
+
+def startup_info_workload(fmt_name: str = "h5ad"):
+    """``annio info FILE`` vs anndata's cheapest summary of the same file: the backed
+    ``read_h5ad`` for h5ad, ``experimental.read_lazy`` for zarr (anndata has no backed zarr)."""
     from .workloads import Prepared, Workload, _input
 
+    fmt = FORMATS[fmt_name]
+
     def setup(lib: ModuleType, ctx) -> Prepared:
-        path = _input(ctx, "base", FORMATS["h5ad"])
+        path = _input(ctx, "base", fmt)
         if lib.__name__ == "annio":
-            cmd = [str(Path(sys.executable).with_name("annio")), "info", str(path)]
-        else:
+            cmd = [*_annio_command(), "info", str(path)]
+        elif fmt.suffix == ".h5ad":
             code = f"import {lib.__name__} as a; print(a.read_h5ad({str(path)!r}, backed='r'))"
+            cmd = [sys.executable, "-c", code]
+        else:
+            code = f"import {lib.__name__}.experimental as e; print(e.read_lazy({str(path)!r}))"
             cmd = [sys.executable, "-c", code]
         return Prepared(lambda: _run(cmd), disk=path)
 
-    return Workload("startup-info-h5ad", setup, "fresh process: print a summary of the input file")
+    label = "h5ad" if fmt_name == "h5ad" else "zarr"
+    return Workload(f"startup-info-{label}", setup, f"fresh process: print a summary of the input file ({fmt_name})")
 
 
 def workloads() -> list:
@@ -110,5 +125,5 @@ def workloads() -> list:
     for name in REAL_FILES:
         for fmt_name in FORMATS:
             items += [real_read_workload(name, fmt_name), real_write_workload(name, fmt_name)]
-    items += [startup_import_workload(), startup_info_workload()]
+    items += [startup_import_workload(), startup_info_workload("h5ad"), startup_info_workload("zarr3-sharded")]
     return items

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +61,26 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreCase]
     with annio.settings.override(auto_shard_zarr_v3=case.sharded):
         yield case
     case.close()
+
+
+@pytest.fixture(scope="session")
+def system_tool() -> Callable[[str, str], str]:
+    """``system_tool(binary, debian_package)``: the path of a command-line tool a test needs.
+
+    Installed with apt when missing and we are root. Skips (visibly) only when it cannot be
+    had outside CI; under ``CI=true`` a missing tool fails the test instead.
+    """
+
+    def find(binary: str, package: str) -> str:
+        found = shutil.which(binary)
+        if found is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env, capture_output=True, timeout=300)
+            found = shutil.which(binary)
+        if found is None:
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"{binary} is required in CI (apt-get install {package})")
+            pytest.skip(f"{binary} is not installed and could not be installed (Debian package {package})")
+        return found
+
+    return find

@@ -21,7 +21,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "src" / "annio"
 # Lowest first. A module belongs to the longest prefix listed; it may import its own layer
 # and any layer listed before it.
 LAYERS: list[tuple[str, ...]] = [
-    ("annio.settings", "annio.errors"),
+    ("annio.settings", "annio.errors", "annio._version", "annio._exports"),
     ("annio._core",),
     ("annio._bridge",),
     ("annio.io._storage",),
@@ -191,6 +191,8 @@ def test_public_faces_show_only_the_api(face: str) -> None:
     assert public <= api, f"{face} shows names outside __all__: {sorted(public - api)}"
     shown = {n for n in shown if not n.startswith("__")}
     assert shown <= api, f"dir({face}) shows {sorted(shown - api)}"
+    # names are imported on first access (PEP 562): dir() still lists the whole API
+    assert shown == {n for n in api if not n.startswith("__")}, f"dir({face}) misses {sorted(api - shown)}"
     module = importlib.import_module(face)
     for name in api:
         assert getattr(module, name) is not None, f"{face}.{name} is in __all__ but missing"

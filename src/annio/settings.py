@@ -15,14 +15,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["Settings", "settings"]
 
 
-@dataclass(frozen=True)
-class _Option:
+class _Option(NamedTuple):  # not a dataclass: dataclasses imports inspect (start-up time)
     name: str
     default: Any
     validate: Callable[[Any], Any]  # returns the normalised value or raises

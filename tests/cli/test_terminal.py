@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 
 import annio
 from annio import datasets
 
 SRC = Path(annio.__file__).resolve().parents[1]
-
-
-def _tmux() -> str:
-    """The tmux binary; installed with apt when missing and we are root. Skips (visibly)
-    only when it cannot be had — never under CI."""
-    found = shutil.which("tmux")
-    if found is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-qq", "tmux"], env=env, capture_output=True, timeout=300)
-        found = shutil.which("tmux")
-    if found is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("tmux is required for the terminal test in CI (apt-get install tmux)")
-        pytest.skip("tmux is not installed and could not be installed (not root or no apt-get)")
-    return found
 
 
 def _wait_for(tmux: list[str], marker: str, timeout: float) -> str:
@@ -43,8 +26,8 @@ def _wait_for(tmux: list[str], marker: str, timeout: float) -> str:
     raise AssertionError(f"{marker!r} did not appear within {timeout} s; pane:\n{pane}")
 
 
-def test_convert_shows_progress_in_a_terminal(tmp_path):
-    binary = _tmux()
+def test_convert_shows_progress_in_a_terminal(tmp_path, system_tool):
+    binary = system_tool("tmux", "tmux")
     src = tmp_path / "big.h5ad"
     datasets.pbmc_like(30000, 1500).write_h5ad(src)
     tmux = [binary, "-L", f"annio-test-{os.getpid()}", "-f", "/dev/null"]

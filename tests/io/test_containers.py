@@ -95,6 +95,13 @@ def test_backed_mode_of_a_group_says_what_it_supports(mudata_file):
             root.close()
 
 
+def _anndata_version() -> tuple[int, int]:
+    from importlib.metadata import version
+
+    major, minor = version("anndata").split(".")[:2]
+    return int(major), int(minor)
+
+
 @pytest.mark.parametrize("kind", ["h5", "zarr2", "zarr3"])
 def test_write_elem_nested_key_creates_groups_like_anndata(tmp_path, kind):
     anndata = pytest.importorskip("anndata")
@@ -110,8 +117,16 @@ def test_write_elem_nested_key_creates_groups_like_anndata(tmp_path, kind):
         write_elem(ours, "a/b/c", value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        anndata.io.write_elem(theirs, "a/b/c", value)
-    for root in (ours, theirs):
+        try:
+            anndata.io.write_elem(theirs, "a/b/c", value)
+            roots = (ours, theirs)
+        except ValueError as err:
+            # anndata 0.13 refuses path keys ("Forward slashes are not allowed in keys");
+            # annio keeps 0.12's behaviour, which mudata's writers rely on (README).
+            assert _anndata_version() >= (0, 13), err
+            assert "Forward slashes" in str(err)
+            roots = (ours,)
+    for root in roots:
         assert dict(root["a"].attrs) == {} and dict(root["a/b"].attrs) == {}
         np.testing.assert_array_equal(read_elem(root["a/b/c"]), value)
     with pytest.raises(ValueError, match="'..'"):

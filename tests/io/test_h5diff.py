@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
-import pytest
 
 import annio
 from annio.io import read_h5ad, write_h5ad
 
 
-def _h5diff() -> str:
-    exe = shutil.which("h5diff")
-    if exe is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("h5diff is missing (install Debian package hdf5-tools); CI must have it")
-        pytest.skip("h5diff not found (install Debian package hdf5-tools)")
-    return exe
-
-
-def test_rewrite_is_h5diff_identical(archives, tmp_path):
-    h5diff = _h5diff()
+def test_rewrite_is_h5diff_identical(archives, tmp_path, system_tool):
+    h5diff = system_tool("h5diff", "hdf5-tools")
     old = archives / "v0.11.4" / "adata.h5ad"
     new = tmp_path / "rewritten.h5ad"
     with annio.settings.override(allow_write_nullable_strings=False):

@@ -1,7 +1,19 @@
-"""The in-memory AnnData model: ``AnnData``, ``Raw``, aligned mappings, views, namespaces."""
+"""The in-memory AnnData model: ``AnnData``, ``Raw``, aligned mappings, views, namespaces.
 
-from annio._core.anndata import AnnData
-from annio._core.namespaces import register_anndata_namespace
-from annio._core.raw import Raw
+The names are imported on first access (the model needs pandas and scipy): importing a
+sibling such as :mod:`annio._core.services` stays cheap.
+"""
+
+from annio._exports import lazy_face as _lazy_face
 
 __all__ = ["AnnData", "Raw", "register_anndata_namespace"]
+
+__getattr__, __dir__ = _lazy_face(
+    __name__,
+    {
+        "AnnData": "annio._core.anndata:AnnData",
+        "Raw": "annio._core.raw:Raw",
+        "register_anndata_namespace": "annio._core.namespaces:register_anndata_namespace",
+    },
+    __all__,
+)

@@ -2,8 +2,15 @@
 
 The model never imports the I/O layer (nor the anndata bridge). Instead each service it
 calls — opening a backing file, writing itself, converting to ``anndata`` — is registered
-here by the layer that implements it, when that layer is imported. ``import annio`` imports
-all of them, so users never see the indirection; a missing service is a clear error.
+here by the layer that implements it (:func:`provide`).
+
+``import annio`` imports none of those layers (start-up stays cheap), so registration is also
+on demand: the public face hands in a *loader* (:func:`provide_loader`), a callable that maps
+a service name to its implementation by importing the module that owns it. :func:`service`
+asks the loaders on a miss. The table of which module implements which service therefore
+lives in the face, above every layer; this module names no upper module at all. A service
+no loader knows stays missing (e.g. ``prefetch_lazy`` until :mod:`annio._lazy` is imported:
+nothing can be lazy before) and is a clear error.
 """
 
 from __future__ import annotations
@@ -13,22 +20,10 @@ from typing import Any
 
 from annio.errors import AnnioError
 
-__all__ = ["provide", "service"]
+__all__ = ["provide", "provide_loader", "service"]
 
-#: service name -> the module expected to provide it (for the error message)
-_PROVIDERS = {
-    "open_backed": "annio.io",
-    "set_filename": "annio.io",
-    "copy_backed": "annio.io",
-    "write_h5ad": "annio.io",
-    "write_zarr": "annio.io",
-    "to_anndata": "annio._bridge",
-    "from_anndata": "annio._bridge",
-    "prefetch_lazy": "annio._lazy",
-    "write_csvs": "annio.io",
-    "write_loom": "annio.io",
-}
 _SERVICES: dict[str, Callable[..., Any]] = {}
+_LOADERS: list[Callable[[str], Callable[..., Any] | None]] = []
 
 
 def provide(name: str, func: Callable[..., Any]) -> None:
@@ -36,10 +31,22 @@ def provide(name: str, func: Callable[..., Any]) -> None:
     _SERVICES[name] = func
 
 
+def provide_loader(loader: Callable[[str], Callable[..., Any] | None]) -> None:
+    """Register ``loader``: called with a service name nobody has provided yet, it returns
+    the implementation (importing its module) or None when it does not know the name."""
+    if loader not in _LOADERS:
+        _LOADERS.append(loader)
+
+
 def service(name: str) -> Callable[..., Any]:
-    """The implementation of service ``name``; raises :class:`AnnioError` if none is registered."""
+    """The implementation of service ``name``; raises :class:`AnnioError` if none is registered
+    and no loader provides it."""
     try:
         return _SERVICES[name]
     except KeyError:
-        owner = _PROVIDERS.get(name, "a higher layer of annio")
-        raise AnnioError(f"{name} is provided by {owner}, which has not been imported") from None
+        pass
+    for loader in _LOADERS:
+        func = loader(name)
+        if func is not None:
+            return _SERVICES.setdefault(name, func)
+    raise AnnioError(f"service {name!r} is not available: no imported layer of annio provides it")

@@ -22,7 +22,7 @@ identical objects. Lazily read objects also have ``await lazy.to_memory_async()`
 (:class:`annio.AnnData` and :class:`annio.experimental.Dataset2D`).
 """
 
-from annio.aio._api import read_zarr, read_h5ad, read_lazy, read_elem, read_elem_lazy, write_elem, write_zarr, write_h5ad, to_memory
+from annio._exports import lazy_face as _lazy_face
 
 __all__ = [
     "read_zarr",
@@ -36,6 +36,5 @@ __all__ = [
     "to_memory",
 ]
 
-
-def __dir__() -> list[str]:
-    return list(__all__)
+# imported on first access (the implementation imports asyncio)
+__getattr__, __dir__ = _lazy_face(__name__, {name: f"annio.aio._api:{name}" for name in __all__}, __all__)

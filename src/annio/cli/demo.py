@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +21,8 @@ def _timed(label: str, fn):
 
 
 def run(args: argparse.Namespace) -> int:
+    import tempfile
+
     from annio import datasets
     from annio.io._files import read_h5ad, read_zarr, write_h5ad, write_zarr
     from annio.testing import assert_equal

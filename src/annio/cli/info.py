@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from annio.cli.options import add_storage_arguments, storage_options
 
@@ -16,30 +17,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_storage_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    from annio.io._storage.adapter import wrap
+def _output(args: argparse.Namespace, root: Any, kind: str) -> str:
+    """What ``info`` prints for the opened store ``root``."""
+    if args.tree:
+        from annio.cli.tree import walk
+
+        return "\n".join(entry.describe() for entry in walk(root, max_depth=args.depth))
+    from annio.cli.summary import render, summarize
     from annio.io._storage.describe import disk_usage
-    from annio.io._storage.stores import is_h5ad, open_read
 
-    options = storage_options(args)
-    kind = "h5ad" if is_h5ad(args.path) else "zarr"
-    with open_read(args.path, storage_options=options) as raw:
-        root = wrap(raw)
-        if args.tree:
-            from annio.cli.tree import walk
-
-            for entry in walk(root, max_depth=args.depth):
-                print(entry.describe())
-            return 0
-        from annio.cli.summary import render, summarize
-
-        summary = summarize(root)
-        if kind == "zarr":
-            kind = f"zarr v{root.zarr_format}"
+    summary = summarize(root)
+    if kind == "zarr":
+        kind = f"zarr v{root.zarr_format}"
     disk = disk_usage(args.path)
     if args.json:
         summary.update(path=str(args.path), format=kind, disk_bytes=disk[0] if disk else None, files=disk[1] if disk else None)
-        print(json.dumps(summary, indent=2, default=str))
-    else:
-        print(render(summary, source=str(args.path), kind=kind, disk=disk))
+        return json.dumps(summary, indent=2, default=str)
+    return render(summary, source=str(args.path), kind=kind, disk=disk)
+
+
+def run(args: argparse.Namespace) -> int:
+    from annio.io._storage import peek
+
+    options = storage_options(args)
+    text = None
+    if options is None:
+        # a local file: its metadata read with h5py or json alone (no zarr, pandas, scipy);
+        # what that view cannot answer for certain goes through the full adapter below
+        try:
+            with peek.open_metadata(args.path) as root:
+                text = _output(args, root, peek.local_kind(args.path) or "zarr")
+        except Exception:  # noqa: BLE001 - any doubt: the full adapter answers (or reports the error)
+            text = None
+    if text is None:
+        from annio.io._storage.adapter import wrap
+        from annio.io._storage.stores import is_h5ad, open_read
+
+        kind = "h5ad" if is_h5ad(args.path) else "zarr"
+        with open_read(args.path, storage_options=options) as raw:
+            text = _output(args, wrap(raw), kind)
+    print(text)
     return 0

@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from annio._version import __version__
 from annio.cli import concat, convert, demo, info, validate
 
 _COMMANDS = {"info": info, "convert": convert, "validate": validate, "demo": demo, "concat": concat}
@@ -20,6 +21,7 @@ _FILE_ARGS = ("path", "source", "target")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="annio", description="Inspect, convert and validate .h5ad files and zarr stores.")
+    parser.add_argument("--version", action="version", version=f"annio {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in _COMMANDS.items():
         command = sub.add_parser(name, help=module.__doc__.strip().splitlines()[0])

@@ -6,16 +6,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from annio.io._encodings.registry import get_spec
-from annio.io._storage.adapter import StorageArray, StorageGroup
-from annio.io._storage.describe import codec
+from annio.io._storage.peek import codec_of as codec
 
-__all__ = ["summarize", "render"]
+__all__ = ["summarize", "render", "encoding"]
 
 _MAPPINGS = ("obsm", "varm", "obsp", "varp", "layers")
 
 
-def _length(frame: StorageGroup | None) -> int | None:
+def encoding(node: Any) -> tuple[str, str]:
+    """The encoding type and version stored on a node of the adapter or of the fast metadata
+    view (:mod:`annio.io._storage.peek`); empty strings when absent."""
+    return (str(node.attrs.get("encoding-type", "") or ""), str(node.attrs.get("encoding-version", "") or ""))
+
+
+def _length(frame: Any) -> int | None:
     if frame is None:
         return None
     index = frame.attrs.get("_index")
@@ -25,7 +29,7 @@ def _length(frame: StorageGroup | None) -> int | None:
 
 
 def _column(node: Any) -> str:
-    enc = get_spec(node).encoding_type
+    enc = encoding(node)[0]
     if enc == "categorical":
         n = node["categories"].shape[0] if "categories" in node.keys() else "?"
         ordered = " ordered" if bool(node.attrs.get("ordered", False)) else ""
@@ -34,14 +38,14 @@ def _column(node: Any) -> str:
         return f"nullable {node['values'].dtype}"
     if enc == "nullable-string-array":
         return "string"
-    if enc == "string-array" or (isinstance(node, StorageArray) and node.is_string):
+    if enc == "string-array" or (not node.is_group and node.is_string):
         return "str"
-    if isinstance(node, StorageArray):
+    if not node.is_group:
         return str(node.dtype)
     return enc or "group"
 
 
-def _frame(node: StorageGroup | None) -> dict[str, str]:
+def _frame(node: Any) -> dict[str, str]:
     if node is None:
         return {}
     order = node.attrs.get("column-order", [])
@@ -50,18 +54,18 @@ def _frame(node: StorageGroup | None) -> dict[str, str]:
 
 
 def _matrix(node: Any) -> dict[str, Any]:
-    spec = get_spec(node)
-    out: dict[str, Any] = {"encoding": spec.encoding_type or ("array" if isinstance(node, StorageArray) else "group")}
-    if isinstance(node, StorageGroup) and spec.encoding_type in ("csr_matrix", "csc_matrix") and "data" in node.keys():
+    enc = encoding(node)[0]
+    out: dict[str, Any] = {"encoding": enc or ("group" if node.is_group else "array")}
+    if node.is_group and enc in ("csr_matrix", "csc_matrix") and "data" in node.keys():
         data = node["data"]
         shape = [int(s) for s in node.attrs.get("shape", [])]
         nnz = int(data.shape[0])
         out.update(shape=shape, dtype=str(data.dtype), nnz=nnz, chunks=data.chunks, shards=data.shards, codec=codec(data))
         if shape and math.prod(shape):
             out["density"] = nnz / math.prod(shape)
-    elif isinstance(node, StorageArray):
+    elif not node.is_group:
         out.update(shape=list(node.shape), dtype=str(node.dtype), chunks=node.chunks, shards=node.shards, codec=codec(node))
-    elif isinstance(node, StorageGroup) and spec.encoding_type == "dataframe":
+    elif node.is_group and enc == "dataframe":
         out.update(shape=[_length(node), len(_frame(node))])
     for key in ("chunks", "shards"):
         if out.get(key) is not None:
@@ -69,29 +73,29 @@ def _matrix(node: Any) -> dict[str, Any]:
     return out
 
 
-def summarize(root: StorageGroup) -> dict[str, Any]:
+def summarize(root: Any) -> dict[str, Any]:
     """The summary of the AnnData stored at ``root`` (nothing but metadata is read)."""
     keys = set(root.keys())
     obs = root["obs"] if "obs" in keys else None
     var = root["var"] if "var" in keys else None
-    X = _matrix(root["X"]) if "X" in keys else None
+    X = _matrix(root["X"]) if "X" in keys and encoding(root["X"])[0] != "null" else None
     n_obs, n_vars = _length(obs), _length(var)
     if (n_obs is None or n_vars is None) and X and X.get("shape"):
         n_obs, n_vars = X["shape"][:2]
     out: dict[str, Any] = {
         "n_obs": n_obs,
         "n_vars": n_vars,
-        "encoding": f"{get_spec(root).encoding_type} {get_spec(root).encoding_version}".strip(),
+        "encoding": " ".join(encoding(root)).strip(),
         "obs": _frame(obs),
         "var": _frame(var),
-        "uns": sorted(root["uns"].keys()) if "uns" in keys and isinstance(root["uns"], StorageGroup) else [],
+        "uns": sorted(root["uns"].keys()) if "uns" in keys and root["uns"].is_group else [],
     }
     for name in _MAPPINGS:
         group = root[name] if name in keys else None
-        out[name] = {k: _matrix(group[k]) for k in group.keys()} if isinstance(group, StorageGroup) else {}
+        out[name] = {k: _matrix(group[k]) for k in group.keys()} if group is not None and group.is_group else {}
     out["X"] = X
-    if "raw" in keys:
-        raw = root["raw"]
+    raw = root["raw"] if "raw" in keys else None
+    if raw is not None and raw.is_group:  # anndata stores ``raw=None`` as a null array
         out["raw"] = {"n_vars": _length(raw["var"]) if "var" in raw.keys() else None,
                       "X": _matrix(raw["X"]) if "X" in raw.keys() else None}
     return out

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from annio.io._encodings.registry import get_spec
-from annio.io._storage.adapter import StorageArray, StorageGroup, StorageNode
+from annio.cli.summary import encoding
 
 
 @dataclass
 class Entry:
-    node: StorageNode
+    node: Any  # a node of the storage adapter or of the fast metadata view
     depth: int
 
     def describe(self) -> str:
-        spec = get_spec(self.node)
-        enc = f"{spec.encoding_type} {spec.encoding_version}".strip() or "(no encoding)"
-        if isinstance(self.node, StorageArray):
+        enc = " ".join(encoding(self.node)).strip() or "(no encoding)"
+        if not self.node.is_group:
             extra = f" shape={self.node.shape} dtype={self.node.dtype}"
             if self.node.chunks:
                 extra += f" chunks={self.node.chunks}"
@@ -29,8 +28,8 @@ class Entry:
         return f"{'  ' * self.depth}{self.node.name or '/'}: {enc}{extra}"
 
 
-def walk(node: StorageNode, depth: int = 0, max_depth: int | None = None) -> Iterator[Entry]:
+def walk(node: Any, depth: int = 0, max_depth: int | None = None) -> Iterator[Entry]:
     yield Entry(node, depth)
-    if isinstance(node, StorageGroup) and (max_depth is None or depth < max_depth):
+    if node.is_group and (max_depth is None or depth < max_depth):
         for key in node.keys():
             yield from walk(node[key], depth + 1, max_depth)

@@ -10,23 +10,12 @@ formats data arrives in (``_formats``).
 The implementation lives in private subpackages, one per layer: ``_storage`` (the one
 adapter over h5py and zarr), ``_encodings`` (the registry and one module per encoding
 family), ``_root``/``_files`` (whole files) and ``_backed`` (backed mode).
+
+Every name is imported on first access (:mod:`annio._exports`): ``import annio.io`` is cheap
+and ``annio.io.read_loom`` does not pull in the 10x or text readers.
 """
 
-
-from annio.io._backed.sparse_datasets import CSCDataset, CSRDataset, sparse_dataset
-from annio.io._encodings.registry import IOSpec, read_dispatched, read_elem, write_dispatched, write_elem
-from annio.io._files import read_h5ad, read_zarr, write_h5ad, write_zarr
-from annio.io._formats.excel import read_excel
-from annio.io._formats.hdf import read_hdf
-from annio.io._formats.loom import read_loom, write_loom
-from annio.io._formats.mtx import read_mtx
-from annio.io._formats.tenx import read_10x_h5, read_10x_mtx
-from annio.io._formats.text import read_csv, read_text, write_csvs
-from annio.io._formats.umi_tools import read_umi_tools
-from annio._core.services import provide as _provide
-
-_provide("write_csvs", write_csvs)
-_provide("write_loom", write_loom)
+from annio._exports import lazy_face as _lazy_face
 
 __all__ = [
     "IOSpec",
@@ -54,6 +43,19 @@ __all__ = [
     "write_loom",
 ]
 
+_HOMES = {
+    "annio.io._backed.sparse_datasets": ("CSCDataset", "CSRDataset", "sparse_dataset"),
+    "annio.io._encodings.registry": ("IOSpec", "read_dispatched", "read_elem", "write_dispatched", "write_elem"),
+    "annio.io._files": ("read_h5ad", "read_zarr", "write_h5ad", "write_zarr"),
+    "annio.io._formats.excel": ("read_excel",),
+    "annio.io._formats.hdf": ("read_hdf",),
+    "annio.io._formats.loom": ("read_loom", "write_loom"),
+    "annio.io._formats.mtx": ("read_mtx",),
+    "annio.io._formats.tenx": ("read_10x_h5", "read_10x_mtx"),
+    "annio.io._formats.text": ("read_csv", "read_text", "write_csvs"),
+    "annio.io._formats.umi_tools": ("read_umi_tools",),
+}
 
-def __dir__() -> list[str]:
-    return list(__all__)
+__getattr__, __dir__ = _lazy_face(
+    __name__, {name: f"{module}:{name}" for module, names in _HOMES.items() for name in names}, __all__
+)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from annio.io._storage.adapter import StorageArray
-from annio.io._storage.stores import is_url
+from annio.io._storage.urls import is_url
+
+if TYPE_CHECKING:
+    from annio.io._storage.adapter import StorageArray
 
 __all__ = ["codec", "disk_usage"]
 
@@ -19,6 +21,7 @@ def _codec_name(c: Any) -> str:
     if level is None:
         level = getattr(c, "clevel", None)
     inner = getattr(c, "cname", None)
+    inner = getattr(inner, "value", inner)  # zarr's BloscCname enum: its value, e.g. lz4
     text = f"{name}({inner})" if inner else name
     return f"{text}:{level}" if level is not None else text
 

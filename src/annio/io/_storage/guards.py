@@ -47,10 +47,36 @@ def fmt_bytes(n: int) -> str:
 
 
 def check_grid(node: Any) -> None:
-    """Refuse chunk or shard sizes below 1 (zarr would divide by zero on them)."""
-    for what, sizes in (("chunk", node.chunks), ("shard", node.shards)):
-        if sizes is not None and any(int(c) < 1 for c in sizes):
+    """Refuse chunk or shard sizes below 1 (zarr would divide by zero on them).
+
+    Newer zarr releases read such a document leniently (a stored size 0 taken as another
+    size, with a warning) and keep the document as stored on the metadata object; the
+    sizes *stored* are what another reader sees, so those are checked too: reading chunks
+    under a size the writer never used could give silently wrong data.
+    """
+    stored = _stored_grid(node)
+    for what, sizes in (("chunk", node.chunks), ("shard", node.shards), *stored):
+        if sizes is not None and any(not isinstance(c, int) or int(c) < 1 for c in sizes):
             raise FormatError(node.path, f"{what} shape {tuple(sizes)} has sizes below 1 (array shape {node.shape})")
+
+
+def _stored_grid(node: Any) -> list[tuple[str, Any]]:
+    """The chunk sizes of the metadata document as stored, when zarr repaired it on read."""
+    doc = getattr(getattr(node.raw, "metadata", None), "_stored_document", None)
+    if not isinstance(doc, dict):
+        return []
+    if "chunks" in doc:  # zarr v2
+        return [("chunk", doc["chunks"])] if isinstance(doc["chunks"], list) else []
+    found: list[tuple[str, Any]] = []
+    grid = (doc.get("chunk_grid") or {}).get("configuration") or {}
+    if isinstance(grid.get("chunk_shape"), list):
+        found.append(("stored chunk grid", grid["chunk_shape"]))
+    for codec in doc.get("codecs") or []:
+        if isinstance(codec, dict) and codec.get("name") == "sharding_indexed":
+            inner = (codec.get("configuration") or {}).get("chunk_shape")
+            if isinstance(inner, list):
+                found.append(("inner chunk", inner))
+    return found
 
 
 def check_size(node: Any, nbytes: int | None = None) -> None:

@@ -53,6 +53,8 @@ from collections.abc import Iterable
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store, SuffixByteRequest
 from zarr.storage import WrapperStore
 
+from annio.io._storage.urls import is_url
+
 __all__ = [
     "is_url",
     "url_scheme",
@@ -77,17 +79,6 @@ DEFAULT_H5_BLOCK_SIZE = 2 * 1024 * 1024
 
 
 # ----------------------------------------------------------------------------- URLs
-def is_url(x: Any) -> bool:
-    """Whether ``x`` is a string (or ``os.PathLike``) naming a remote location
-    (``scheme://...`` with a scheme other than ``file``)."""
-    if isinstance(x, os.PathLike):
-        x = os.fspath(x)
-    if not isinstance(x, str) or "://" not in x:
-        return False
-    scheme = x.split("://", 1)[0].lower()
-    return bool(scheme) and scheme != "file" and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()
-
-
 def url_scheme(url: str) -> str:
     """The lower-cased scheme of ``url`` (``"s3"``, ``"https"``, ...)."""
     return url.split("://", 1)[0].lower()
