@@ -253,7 +253,9 @@ def test_default_join_drops_x_missing_in_some_inputs_with_a_warning():
     padded = annio.concat([a, b], join="outer")
     np.testing.assert_array_equal(padded.X[:2], np.ones((2, 2)))
     assert np.isnan(padded.X[2:]).all() and "L" in padded.layers
-    if int(ad.__version__.split(".")[1]) >= 13:  # 0.12 raised NotImplementedError here
+    from importlib.metadata import version
+
+    if int(version("anndata").split(".")[1]) >= 13:  # 0.12 raised NotImplementedError here
         to_ad = lambda x: ad.AnnData(x.X, obs=x.obs, var=x.var, layers=dict(x.layers.items()) if x.X is not None else None)  # noqa: E731
         with pytest.warns(UserWarning, match="Xs will be dropped"):
             theirs = ad.concat([to_ad(a), to_ad(b)])
