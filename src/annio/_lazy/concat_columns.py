@@ -22,7 +22,7 @@ from xarray.core.extension_array import PandasExtensionArray
 
 from annio._lazy.columns import LazyCategoricalDtype, LazyColumn, LazyMaskedArray, unwrap
 
-__all__ = ["ConcatenatedColumn", "read_variable"]
+__all__ = ["ConcatenatedColumn", "PartsBatch", "read_variable"]
 
 
 def _frame_backend(data: Any) -> Any:
@@ -40,6 +40,9 @@ def read_variable(variable: xr.Variable, positions: Any) -> Any:
     part = variable if full else variable.isel({variable.dims[0]: positions})
     data = part._data
     if is_dask(data):
+        origin = getattr(data, "_annio_origin", None)  # a stored array read whole: no dask needed
+        if full and origin is not None and origin.kind == "dense" and origin.rows is None and tuple(origin.source.shape) == tuple(variable.shape):
+            return np.asarray(origin.source.read())
         return data  # computed by the caller, all parts together
     backend = _frame_backend(variable._data)
     values = unwrap(data.get_duck_array()) if hasattr(data, "get_duck_array") else unwrap(data)
@@ -95,6 +98,7 @@ class ConcatenatedColumn(LazyColumn):
         self.path = path
         self.part_dtypes = list(part_dtypes)
         self.kind = ""
+        self.batch: Any = None  # reads this column with its siblings (see Dataset2D._read_batches)
         self._resolved: Any = None
         cats = [d for d in self.part_dtypes if d is not None]
         if cats and all(isinstance(d, pd.CategoricalDtype) for d in cats) and not any(d.ordered for d in cats):
@@ -150,6 +154,12 @@ class ConcatenatedColumn(LazyColumn):
             self._dtype = self.resolved_dtype()
         return self._dtype
 
+    @property
+    def keeps_object(self) -> bool:
+        """``object`` is the concatenated dtype itself (pandas' concatenation gave it), not a
+        stand-in for strings that a frame may re-infer as ``str``."""
+        return self.kind != "nullable-string-array" and self.dtype == np.dtype(object)
+
     def _getitem(self, key: tuple) -> Any:
         (key,) = key if isinstance(key, tuple) else (key,)
         scalar = isinstance(key, int | np.integer)
@@ -174,8 +184,10 @@ class ConcatenatedColumn(LazyColumn):
         dask_at = [j for j, p in enumerate(pieces) if p is not None and type(p).__module__.startswith("dask")]
         if dask_at:
             import dask
+            from dask.local import get_sync
 
-            for j, value in zip(dask_at, dask.compute(*[pieces[j] for j in dask_at], scheduler="synchronous"), strict=True):
+            # the scheduler as a function: a name makes dask import `distributed` (~1 s) to look for a client
+            for j, value in zip(dask_at, dask.compute(*[pieces[j] for j in dask_at], scheduler=get_sync), strict=True):
                 pieces[j] = np.asarray(value)
         if not pieces:
             empty = [self._sample(d)[:0] if d is not None else None for d in self.part_dtypes]
@@ -183,13 +195,7 @@ class ConcatenatedColumn(LazyColumn):
         out = self.combine(pieces, lengths)
         if not (np.diff(order) == 1).all() if len(order) > 1 else False:
             out = out[np.argsort(order, kind="stable")]
-        dtype = self.dtype  # what the selected pieces alone give may differ from the whole column's
-        if isinstance(dtype, pd.CategoricalDtype):
-            out = pd.Categorical(out).set_categories(self.categories)
-        elif isinstance(dtype, np.dtype) and self.kind != "nullable-string-array" and getattr(out, "dtype", None) != dtype:
-            out = np.asarray(out).astype(dtype)
-        elif isinstance(dtype, pd.api.extensions.ExtensionDtype) and getattr(out, "dtype", None) != dtype:
-            out = pd.array(out, dtype=dtype)
+        out = self._coerce(out)
         if self.kind == "nullable-string-array":
             out = np.asarray(out, dtype=object)
             out = np.where(pd.isna(out), pd.NA, out).astype(self.dtype)
@@ -198,6 +204,63 @@ class ConcatenatedColumn(LazyColumn):
         if isinstance(out, pd.api.extensions.ExtensionArray) and not isinstance(out, pd.arrays.NumpyExtensionArray):
             return PandasExtensionArray(out)
         return np.asarray(out)
+
+
+    def _coerce(self, out: Any) -> Any:
+        """``out`` in the whole column's dtype (what some pieces alone give may differ)."""
+        dtype = self.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            return pd.Categorical(out).set_categories(self.categories)
+        if isinstance(dtype, np.dtype) and self.kind != "nullable-string-array" and getattr(out, "dtype", None) != dtype:
+            return np.asarray(out).astype(dtype)
+        if isinstance(dtype, pd.api.extensions.ExtensionDtype) and getattr(out, "dtype", None) != dtype:
+            return pd.array(out, dtype=dtype)
+        return out
+
+    def finish(self, out: Any) -> Any:
+        """The whole column, combined from its pieces, as a frame column (pandas extension
+        array or numpy array), as :meth:`Dataset2D.to_memory` gives it."""
+        out = self._coerce(out)
+        if self.kind == "nullable-string-array":
+            raw = np.asarray(out, dtype=object)
+            raw[pd.isna(raw)] = None
+            return pd.array(raw, dtype=self.pandas_dtype)
+        if isinstance(out, pd.arrays.NumpyExtensionArray):
+            return out.to_numpy()
+        return out
+
+
+class PartsBatch:
+    """Reads several concatenated columns of one frame together: part by part, all of the
+    part's columns at once (one prefetch plan for the part's stored objects, one dask
+    computation), then each column combined from its pieces like a single column is."""
+
+    def __init__(self, frames: Sequence[Any], lengths: Sequence[int], columns: dict[str, ConcatenatedColumn], combine: Callable[[Sequence[Any], Sequence[int]], Any]) -> None:
+        self.frames, self.lengths = list(frames), [int(n) for n in lengths]
+        self.columns, self.combine = columns, combine
+
+    def read(self, names: Sequence[str]) -> dict[str, Any]:
+        """The values of columns ``names`` as :meth:`ConcatenatedColumn.finish` gives them."""
+        import dask
+        from dask.local import get_sync
+
+        from annio.io._storage import prefetch
+
+        pieces: dict[str, list[Any]] = {n: [None] * len(self.frames) for n in names}
+        for i, frame in enumerate(self.frames):
+            have = [n for n in names if n in frame.columns]
+            if not have:
+                continue
+            sub = frame[have]
+            with prefetch.prefetching(sub._source, sub._prefetch_keys()):
+                values = {n: read_variable(frame.ds.variables[n], slice(None)) for n in have}
+                lazy = [n for n in have if type(values[n]).__module__.startswith("dask")]
+                if lazy:
+                    for n, v in zip(lazy, dask.compute(*[values[n] for n in lazy], scheduler=get_sync), strict=True):
+                        values[n] = np.asarray(v)
+            for n in have:
+                pieces[n][i] = values[n]
+        return {n: self.columns[n].finish(self.combine(pieces[n], self.lengths)) for n in names}
 
 
 def lazy_variable(dim: str, column: ConcatenatedColumn) -> xr.Variable:

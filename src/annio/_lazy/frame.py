@@ -283,9 +283,10 @@ class Dataset2D:
         import dask
 
         names = list(self._columns)
-        lazy_names = [c for c in names if is_dask(self._ds[c].variable._data)]
+        batched = self._read_batches(names) if not self._is_subset else {}
+        lazy_names = [c for c in names if c not in batched and is_dask(self._ds.variables[c]._data)]
         index_is_lazy = self._true_index_key is not None
-        to_compute = [self._ds[c].data for c in lazy_names]
+        to_compute = [self._ds.variables[c].data for c in lazy_names]
         if index_is_lazy:
             to_compute.append(_as_dask_or_array(self._ds[self._true_index_key].variable._data))
         from annio._core.scheduler import dask_scheduler
@@ -295,7 +296,7 @@ class Dataset2D:
         remove_unused = self._is_subset and settings.remove_unused_categories
         data: dict[str, Any] = {}
         for col in names:
-            value = values[col] if col in values else self._materialize(col)
+            value = batched[col] if col in batched else values[col] if col in values else self._materialize(col)
             if remove_unused and isinstance(value, pd.Categorical):
                 value = value.remove_unused_categories()
             data[col] = value
@@ -305,12 +306,29 @@ class Dataset2D:
             index = pd.Index(np.asarray(computed[-1], dtype=object), name=name)
         if not names:
             return pd.DataFrame(index=index)
-        return pd.DataFrame(data, index=index, columns=names)
+        out = pd.DataFrame(data, index=index, columns=names)
+        for i, col in enumerate(names):  # object columns pandas 3 re-inferred as ``str``
+            if out.dtypes.iloc[i] != object and getattr(backend_array(self._ds.variables[col]._data), "keeps_object", False):
+                out.isetitem(i, pd.Series(np.asarray(data[col], dtype=object), index=out.index, dtype=object, copy=False))
+        return out
 
     to_pandas = to_memory
 
+    def _read_batches(self, names: list[str]) -> dict[str, Any]:
+        """Columns whose backends read together (a ``batch`` with ``read(columns)``, e.g.
+        concatenated columns reading each part's columns at once), read batch by batch."""
+        groups: dict[int, tuple[Any, list[str]]] = {}
+        for col in names:
+            batch = getattr(backend_array(self._ds.variables[col]._data), "batch", None)
+            if batch is not None:
+                groups.setdefault(id(batch), (batch, []))[1].append(col)
+        out: dict[str, Any] = {}
+        for batch, cols in groups.values():
+            out.update(batch.read(cols))
+        return out
+
     def _materialize(self, col: str) -> Any:
-        data = self._ds[col].variable._data
+        data = self._ds.variables[col]._data
         backend = backend_array(data)
         if getattr(backend, "kind", None) == "nullable-string-array":  # masked or concatenated
             raw = np.asarray(data.get_duck_array()).astype(object)

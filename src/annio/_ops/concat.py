@@ -21,7 +21,20 @@ import scipy.sparse as sp
 from annio._ops.concat_elements import Reindexer, concat_arrays, concat_frames, is_dask, missing_like
 from annio._ops.merge import resolve_strategy
 
-__all__ = ["concat"]
+__all__ = ["concat", "DEFAULT_JOIN"]
+
+
+class _DefaultJoin(str):
+    """The default ``join`` ("inner"), told apart from an explicit ``join="inner"``: anndata
+    0.13 warns only when the default drops the ``X`` of some inputs."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'inner'"
+
+
+DEFAULT_JOIN: Any = _DefaultJoin("inner")
 
 StrategyLike = Literal["same", "unique", "first", "only"] | Callable | None
 
@@ -35,9 +48,11 @@ def _check_axis(axis: Any) -> int:
 
 
 def _check_join(join: Any) -> str:
+    if join is DEFAULT_JOIN:
+        return join
     if join not in ("inner", "outer"):
         raise ValueError(f"`join` must be one of 'inner' or 'outer', was {join!r}")
-    return join
+    return str(join)
 
 
 def _is_lazy_frame(frame: Any) -> bool:
@@ -79,7 +94,7 @@ def concat(
     adatas: Collection[Any] | Mapping[str, Any],
     *,
     axis: Literal["obs", 0, "var", 1] = "obs",
-    join: Literal["inner", "outer"] = "inner",
+    join: Literal["inner", "outer"] = DEFAULT_JOIN,
     merge: StrategyLike = None,
     uns_merge: StrategyLike = None,
     label: str | None = None,
@@ -100,7 +115,9 @@ def concat(
         ``"obs"``/``0`` stacks observations, ``"var"``/``1`` variables.
     join
         ``"inner"`` keeps the intersection of the other axis (and of the element keys),
-        ``"outer"`` the union, padding with ``fill_value``.
+        ``"outer"`` the union, padding with ``fill_value``. When some inputs have no ``X``,
+        the inner join drops it (with a warning if ``join`` was not given, as anndata 0.13)
+        and the outer join pads the missing ones.
     merge
         How elements aligned with the other axis (``var``, ``varm``, ``varp`` when stacking
         observations) are combined: ``None`` drops them, ``"same"``, ``"unique"``,
@@ -184,10 +201,14 @@ def _concat_parts(
     reindexers = [Reindexer(i, alt_index) for i in alt_indices]
     lengths = [a.shape[axis] for a in adatas]
 
-    names = [pd.Index(getattr(a, f"{ax}_names")).astype(object) for a in adatas]
+    # the dtype of the names is that of pandas' concatenation of the inputs' names (``str``
+    # from pandas 3 on, but ``object`` when an empty ``object`` index is among them), as anndata's
+    names = [pd.Index(getattr(a, f"{ax}_names")) for a in adatas]
+    dtype = pd.concat([n.to_series() for n in names], ignore_index=True).dtype
+    values = np.concatenate([np.asarray(n, dtype=object) for n in names])
     if index_unique is not None:
-        names = [pd.Index([f"{n}{index_unique}{k}" for n in idx], dtype=object) for idx, k in zip(names, keys, strict=True)]
-    index = pd.Index(np.concatenate([np.asarray(n, dtype=object) for n in names]) if names else [], dtype=object)
+        values = np.array([f"{n}{index_unique}{k}" for idx, k in zip(names, keys, strict=True) for n in idx], dtype=object)
+    index = pd.Index(values, dtype=dtype)
 
     if all(_is_lazy_frame(f) for f in annots):
         from annio._ops.concat_lazy import concat_lazy_frames  # xarray: only for lazy inputs
@@ -238,6 +259,13 @@ def _concat_parts(
         X = stack(Xs)
     else:
         X = None
+        if join is DEFAULT_JOIN and any(x is not None for x in Xs):
+            warnings.warn(
+                "Some inputs have no X and `join` was not given: the inner join drops X (as it "
+                "drops layers missing in some inputs); pass `join` explicitly to silence this.",
+                UserWarning,
+                stacklevel=3,
+            )
     layers = {k: stack([a.layers[k] if k in a.layers else None for a in adatas]) for k in _keys([list(a.layers.keys()) for a in adatas], join)}
 
     axis_m = {}

@@ -286,6 +286,17 @@ def concat_frames(frames: Sequence[pd.DataFrame], join: str, index: pd.Index) ->
             raise pd.errors.InvalidIndexError("Cannot combine dataframes as some contained duplicated column names - causing ambiguity.")
     names = frame_columns([list(f.columns) for f in frames], join)
     lengths = [len(f) for f in frames]
-    data = {c: combine_columns([f[c].array if c in f.columns else None for f in frames], lengths) for c in names}
-    out = pd.DataFrame(data, index=index, columns=names) if names else pd.DataFrame(index=index)
+    data = {c: _keep_object(combine_columns([f[c].array if c in f.columns else None for f in frames], lengths)) for c in names}
+    if not names:
+        return pd.DataFrame(index=index)
+    out = pd.DataFrame(data, columns=names)
+    out.index = index
     return out
+
+
+def _keep_object(values: Any) -> Any:
+    """An ``object`` column as a Series, so that pandas 3 does not re-infer ``str`` for it
+    (the combined dtype is pandas' concatenation dtype, as anndata's)."""
+    if isinstance(values, np.ndarray) and values.dtype == object:
+        return pd.Series(values, dtype=object, copy=False)
+    return values

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from annio._lazy.concat_columns import ConcatenatedColumn, lazy_variable
+from annio._lazy.concat_columns import ConcatenatedColumn, PartsBatch, lazy_variable
 from annio._ops.concat_elements import combine_columns, frame_columns
 
 __all__ = ["concat_lazy_frames"]
@@ -28,9 +28,7 @@ def _part_dtype(variable: xr.Variable) -> Any:
         dtype = backend.pandas_dtype
     else:
         dtype = variable.dtype
-    if isinstance(dtype, pd.StringDtype):
-        return np.dtypes.StringDType(na_object=pd.NA)
-    return dtype
+    return dtype  # a pandas string dtype stays itself ("str" and "string" differ in pandas 3)
 
 
 def concat_lazy_frames(frames: Sequence[Any], join: str, index: pd.Index) -> Any:
@@ -44,10 +42,15 @@ def concat_lazy_frames(frames: Sequence[Any], join: str, index: pd.Index) -> Any
     lengths = [len(f) for f in frames]
     present = [set(f.columns) for f in frames]
     variables = {}
+    columns = {}
     for col in names:
         parts = [f.ds.variables[col] if col in has else None for f, has in zip(frames, present, strict=True)]
         dtypes = [None if v is None else _part_dtype(v) for v in parts]
         column = ConcatenatedColumn(parts, lengths, dtypes, combine_columns, path=str(col))
+        columns[col] = column
         variables[col] = lazy_variable(_DIM, column)
+    batch = PartsBatch(frames, lengths, columns, combine_columns)
+    for column in columns.values():
+        column.batch = batch
     ds = xr.Dataset(variables, coords={_DIM: pd.Index(np.asarray(index, dtype=object), name=_DIM)})
     return Dataset2D(ds, index=index, columns=names)

@@ -18,6 +18,10 @@ from collections.abc import Callable, Collection, Mapping
 from contextlib import ExitStack
 from typing import Any, Literal
 
+import numpy as np
+
+from annio._ops.concat import DEFAULT_JOIN
+
 __all__ = ["concat_on_disk"]
 
 
@@ -25,23 +29,32 @@ def _with_progress(adata: Any, progress: Callable[[int, int], None]) -> tuple[An
     """Wrap every dask array of ``adata`` so that each computed block reports progress."""
     from annio._ops.concat_elements import is_dask
 
+    from annio._ops.concat_direct import ConcatenatedDense, ConcatenatedSparse
+
     total = 0
     done = [0]
     arrays: list[tuple[Any, str, Any]] = []
-    if is_dask(adata.X):
-        arrays.append((adata, "X", adata.X))
-    for attr in ("layers", "obsm", "varm", "obsp", "varp"):
-        mapping = getattr(adata, attr)
-        for k in list(mapping.keys()):
-            if k is not None and is_dask(mapping[k]):
-                arrays.append((mapping, k, mapping[k]))
-    total = sum(int(a.npartitions) for _, _, a in arrays)
+    direct: list[Any] = []
+    for owner, key, value in [(adata, "X", adata.X)] + [
+        (getattr(adata, attr), k, getattr(adata, attr)[k]) for attr in ("layers", "obsm", "varm", "obsp", "varp") for k in list(getattr(adata, attr).keys()) if k is not None
+    ]:
+        if is_dask(value):
+            arrays.append((owner, key, value))
+        elif isinstance(value, ConcatenatedSparse):
+            direct.append(value)
+            total += len(value.chunks[0 if value.format == "csr" else 1])
+        elif isinstance(value, ConcatenatedDense):
+            direct.append(value)
+            total += max(1, len(range(0, value.shape[0], max(1, settings_rows(value)))))
+    total += sum(int(a.npartitions) for _, _, a in arrays)
 
-    def tick(block: Any) -> Any:
+    def tick(block: Any = None) -> Any:
         done[0] += 1
         progress(min(done[0], total), total)
         return block
 
+    for value in direct:
+        value.on_block = tick
     for owner, key, arr in arrays:
         wrapped = arr.map_blocks(tick, dtype=arr.dtype, meta=arr._meta)
         if owner is adata:
@@ -51,13 +64,40 @@ def _with_progress(adata: Any, progress: Callable[[int, int], None]) -> tuple[An
     return adata, total, done
 
 
+def _default_dask_scheduler() -> Any:
+    """dask's default scheduler, named as a function when ``distributed`` was never imported
+    (then no client can exist): a name or no choice makes dask import ``distributed`` to look
+    for one, which costs about a second."""
+    import sys
+    from contextlib import nullcontext
+
+    if "distributed" in sys.modules:
+        return nullcontext()
+    import dask
+    import dask.threaded
+
+    if dask.config.get("scheduler", None) is not None:
+        return nullcontext()
+    return dask.config.set(scheduler=dask.threaded.get)
+
+
+def settings_rows(value: Any) -> int:
+    """Rows per block the dense writer uses for ``value`` (for the progress total)."""
+    import math
+
+    from annio.settings import settings
+
+    row_bytes = np.dtype(value.dtype).itemsize * math.prod(value.shape[1:])
+    return max(1, settings.write_block_bytes // max(1, row_bytes))
+
+
 def concat_on_disk(
     in_files: Collection[Any] | Mapping[str, Any],
     out_file: str | os.PathLike | Any,
     *,
     max_loaded_elems: int | None = None,
     axis: Literal["obs", 0, "var", 1] = 0,
-    join: Literal["inner", "outer"] = "inner",
+    join: Literal["inner", "outer"] = DEFAULT_JOIN,
     merge: Any = None,
     uns_merge: Any = None,
     label: str | None = None,
@@ -111,6 +151,7 @@ def concat_on_disk(
         overrides["write_block_bytes"] = max(2**16, int(max_loaded_elems) * 8)
     with ExitStack() as stack:
         stack.enter_context(settings.override(**overrides))
+        stack.enter_context(_default_dask_scheduler())
         lazies = []
         for f in in_files:
             lazy = read_lazy(f)
@@ -122,6 +163,10 @@ def concat_on_disk(
             lazies, axis=axis, join=join, merge=merge, uns_merge=uns_merge, label=label, keys=keys,
             index_unique=index_unique, fill_value=fill_value, pairwise=pairwise,
         )
+        from annio._ops.concat import _check_axis
+        from annio._ops.concat_direct import substitute_direct
+
+        substitute_direct(result, lazies, _check_axis(axis), fill_value)
         total, done = 0, [0]
         if progress is not None:
             result, total, done = _with_progress(result, progress)
