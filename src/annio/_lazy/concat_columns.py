@@ -244,7 +244,7 @@ class PartsBatch:
         import dask
         from dask.local import get_sync
 
-        from annio.io._storage import prefetch
+        from annio._lazy.plans import prefetching_selection
 
         pieces: dict[str, list[Any]] = {n: [None] * len(self.frames) for n in names}
         for i, frame in enumerate(self.frames):
@@ -252,7 +252,7 @@ class PartsBatch:
             if not have:
                 continue
             sub = frame[have]
-            with prefetch.prefetching(sub._source, sub._prefetch_keys()):
+            with prefetching_selection([sub]):
                 values = {n: read_variable(frame.ds.variables[n], slice(None)) for n in have}
                 lazy = [n for n in have if type(values[n]).__module__.startswith("dask")]
                 if lazy:
