@@ -59,9 +59,9 @@ SELECTIONS = {
 @pytest.mark.parametrize("name", SELECTIONS)
 def test_selection_is_few_rounds_and_equals_local(store: Path, http_server: Any, latency_proxy: Any, name: str) -> None:
     selection = SELECTIONS[name]
-    # a long round trip, so that requests of one round issued a few ms apart under load
-    # still overlap
-    proxy = latency_proxy(http_server.base_url, rtt=0.05)
+    # a long round trip, so that requests of one round issued apart by a CPU stall under
+    # load (another test worker, a busy machine) still overlap: 50 ms was seen to be too short
+    proxy = latency_proxy(http_server.base_url, rtt=0.2)
     with annio.settings.override(io_concurrency=10_000):  # every round in one wave
         got, stats = _load(proxy, selection)
     assert_equal(got, read_lazy(store)[selection].to_memory())
