@@ -90,7 +90,7 @@ def test_contiguous_slice_fetches_only_its_rows(store: Path, http_server: Any, l
 
 
 def test_frame_selection_fetches_only_its_rows(store: Path, http_server: Any, latency_proxy: Any) -> None:
-    proxy = latency_proxy(http_server.base_url, rtt=0.01)
+    proxy = latency_proxy(http_server.base_url, rtt=0.1)
     lazy = read_lazy(f"{proxy.url}/selection/a.zarr")
     proxy.reset()
     whole = lazy.obs.to_memory()

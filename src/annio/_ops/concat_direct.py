@@ -95,7 +95,9 @@ class ConcatenatedSparse:
         start, stop = sel.start or 0, sel.stop
         found = self._by_start.get(start)
         if found is None or found[2] - found[1] != stop - start:
-            part, lo, hi = None, 0, stop - start  # only the empty ranges of an empty matrix
+            if stop > start:  # a writer that re-blocks would otherwise write zeros silently
+                raise ValueError(f"rows {start}:{stop} are not one of the planned blocks {self.chunks}")
+            part, lo, hi = None, 0, 0  # only the empty ranges of an empty matrix
         else:
             part, lo, hi = found
         n = hi - lo

@@ -98,9 +98,9 @@ class RangeCachedFile:
         """Fetch the byte ranges concurrently (``cat_ranges``), keep them until :meth:`drop`."""
         from annio.settings import settings
 
-        self._refs += 1
         todo = [(s, e) for s, e in zip(starts, stops, strict=True) if self._find(s, e) is None]
         if not todo:
+            self._refs += 1
             return
         starts, stops = [s for s, _ in todo], [e for _, e in todo]
         kwargs = {"batch_size": settings.io_concurrency} if getattr(self._fs, "async_impl", False) else {}
@@ -113,6 +113,7 @@ class RangeCachedFile:
             i = bisect.bisect_right(self._starts, start)
             self._starts.insert(i, start)
             self._parts.insert(i, (start, bytes(part)))
+        self._refs += 1  # only once the fetch succeeded: a failed one is never dropped
 
     def drop(self) -> None:
         self._refs -= 1

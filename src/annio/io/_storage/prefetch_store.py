@@ -318,13 +318,14 @@ class PrefetchStore(MetadataPrefetchStore):
 
     def drop(self, keys: Iterable[str] | None = None, range_keys: Iterable[str] = ()) -> None:
         """Forget cached objects ``keys`` and the cached ranges of ``range_keys`` (everything
-        when ``keys`` is None)."""
+        when ``keys`` is None). A range key listed n times gives back n references: one per
+        :meth:`fetch_ranges` call that asked for it."""
         if keys is None:
             self._objects.clear()
             self._ranges.clear()
             self._refs.clear()
             return
-        tokens = [(k, False) for k in dict.fromkeys(keys)] + [(k, True) for k in dict.fromkeys(range_keys)]
+        tokens = [(k, False) for k in dict.fromkeys(keys)] + [(k, True) for k in range_keys]
         for key, is_range in tokens:
             token = ("ranges", key) if is_range else key
             left = self._refs.get(token, 1) - 1

@@ -207,6 +207,7 @@ class RowFetch:
             for (geo, key, g), index in zip(partial, indexes[: len(partial)], strict=True):
                 if index is not None:
                     chunk_requests.extend((key, r) for r in self._chunk_ranges(geo, g, index))
+            self.range_keys.extend(dict.fromkeys(k for k, _ in chunk_requests))  # one reference per key per fetch
             await self.store.fetch_ranges(chunk_requests)
 
         await asyncio.gather(self.store.fetch(whole), parts())
