@@ -12,7 +12,17 @@ from annio.io._storage.urls import is_url
 if TYPE_CHECKING:
     from annio.io._storage.adapter import StorageArray
 
-__all__ = ["codec", "disk_usage"]
+__all__ = ["codec", "h5_codec", "disk_usage"]
+
+
+def h5_codec(dataset: Any) -> str:
+    """How an h5py dataset is compressed, e.g. ``gzip:4``, ``lzf+shuffle``, ``none``."""
+    if dataset.compression is None:
+        return "none"
+    text = str(dataset.compression)
+    if dataset.compression_opts is not None and not isinstance(dataset.compression_opts, tuple):
+        text += f":{dataset.compression_opts}"
+    return text + ("+shuffle" if dataset.shuffle else "")
 
 
 def _codec_name(c: Any) -> str:
@@ -31,12 +41,7 @@ def codec(arr: StorageArray) -> str:
     ``blosc(lz4):5+shuffle``, ``none``."""
     raw = arr.raw
     if arr.backend == "hdf5":
-        if raw.compression is None:
-            return "none"
-        text = str(raw.compression)
-        if raw.compression_opts is not None and not isinstance(raw.compression_opts, tuple):
-            text += f":{raw.compression_opts}"
-        return text + ("+shuffle" if raw.shuffle else "")
+        return h5_codec(raw)
     parts = [_codec_name(c) for c in (*getattr(raw, "filters", ()), *getattr(raw, "compressors", ()))]
     return "+".join(parts) if parts else "none"
 

@@ -188,13 +188,9 @@ class _H5Array(_Node):
 
     @property
     def codec(self) -> str:
-        raw = self.raw
-        if raw.compression is None:
-            return "none"
-        text = str(raw.compression)
-        if raw.compression_opts is not None and not isinstance(raw.compression_opts, tuple):
-            text += f":{raw.compression_opts}"
-        return text + ("+shuffle" if raw.shuffle else "")
+        from annio.io._storage.describe import h5_codec
+
+        return h5_codec(self.raw)
 
 
 # ----------------------------------------------------------------------------- zarr (JSON)

@@ -39,7 +39,6 @@ Any other key is passed to the backend unchanged (obstore ``S3Config`` keys such
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from importlib.util import find_spec
 from typing import Any
