@@ -164,9 +164,14 @@ def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any
     """:func:`_run_store` for an HDF5 file read from a URL: the byte ranges of the wanted
     rows (row bytes of contiguous datasets, whole chunks of chunked ones) in two rounds of
     concurrent range requests."""
+    import h5py
+
     from annio.io._storage.h5_ranges import coalesce_ranges, dataset_byte_ranges
     from annio.io._storage.sparse_read import major_read_plan, zarr_read_span
 
+    # every chunk index at once: one round of requests per B-tree level, all datasets together
+    datasets = [ds for ds, _, _ in dense] + [_raw(getattr(src, part)) for src, _ in sparse for part in ("indptr", "data", "indices")]
+    fobj.chunk_tables([ds for ds in datasets if isinstance(ds, h5py.Dataset)])
     ranges: list[tuple[int, int]] = []
     for ds, starts, stops in dense:
         ranges.extend(dataset_byte_ranges(ds, starts, stops))
