@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 
@@ -124,3 +125,27 @@ def test_h5ad_selection_fetches_only_its_chunks(store: Path, http_server: Any, l
         local.file.close()
     assert stats["bytes"] < 0.5 * h5ad.stat().st_size, stats
     assert stats["peak_in_flight"] > 1, stats
+
+
+def test_h5ad_selection_reads_the_chunk_index_in_few_rounds(store: Path, http_server: Any, latency_proxy: Any) -> None:
+    """The chunk B-trees of every dataset the selection reads are walked together (object
+    headers, then one round per tree level), not node by node through the block cache."""
+    h5ad = store.with_suffix(".h5ad")
+    with h5py.File(h5ad, "r") as f:
+        assert f["X/data"].id.get_num_chunks() > 64  # a tree of more than one level
+    proxy = latency_proxy(http_server.base_url, rtt=0.2)  # rounds stay apart under load
+    with annio.settings.override(io_concurrency=10_000):
+        lazy = read_lazy(f"{proxy.url}/selection/a.h5ad")
+        try:
+            proxy.reset()
+            got = lazy[slice(10_000, 10_100)].to_memory()
+            stats = proxy.stats()
+        finally:
+            lazy.file.close()
+    local = read_lazy(h5ad)
+    try:
+        assert_equal(got, local[slice(10_000, 10_100)].to_memory())
+    finally:
+        local.file.close()
+    # headers, 2 tree levels, dense/indptr chunks, data/indices chunks; one of slack
+    assert stats["chain_depth"] <= 6, stats
