@@ -166,7 +166,8 @@ def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any
     concurrent range requests."""
     import h5py
 
-    from annio.io._storage.h5_ranges import coalesce_ranges, dataset_byte_ranges
+    from annio.io._storage.h5_ranges import dataset_byte_ranges
+    from annio.io._storage.ranges import coalesce
     from annio.io._storage.sparse_read import major_read_plan, zarr_read_span
 
     # every chunk index at once: one round of requests per B-tree level, all datasets together
@@ -182,7 +183,7 @@ def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any
         later.append((source, values))
     done = []
     try:
-        fobj.fetch(*coalesce_ranges(ranges))
+        fobj.fetch(*_columns(coalesce([s for s, _ in ranges], [e for _, e in ranges])))
         done.append(fobj)
         if later:
             ranges = []
@@ -190,13 +191,17 @@ def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any
                 starts, stops = zarr_read_span(*values())  # reads indptr: from memory now
                 for part in (source.data, source.indices):
                     ranges.extend(dataset_byte_ranges(_raw(part), starts, stops))
-            fobj.fetch(*coalesce_ranges(ranges))
+            fobj.fetch(*_columns(coalesce([s for s, _ in ranges], [e for _, e in ranges])))
             done.append(fobj)
     except BaseException:
         for f in done:
             f.drop()
         raise
     return done
+
+
+def _columns(ranges: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    return [s for s, _ in ranges], [e for _, e in ranges]
 
 
 class _H5Release:

@@ -14,13 +14,14 @@ from typing import Any
 
 import h5py
 
-__all__ = ["RangeCachedFile", "register_open", "cached_file_of", "dataset_byte_ranges", "coalesce_ranges"]
+from annio.io._storage.ranges import wanted_units
+
+__all__ = ["RangeCachedFile", "register_open", "cached_file_of", "dataset_byte_ranges"]
 
 
 #: HDF5 reads contiguous datasets through a sieve buffer of this many bytes: a prefetched
 #: range is extended by it so that a sieve read starting inside the range stays inside.
 _SIEVE_BYTES = 64 * 1024
-_RANGE_GAP = 64 * 1024
 _OPEN: dict[tuple[int, ...], Any] = {}  # HDF5 file number -> its RangeCachedFile (while open)
 
 
@@ -231,21 +232,7 @@ def dataset_byte_ranges(ds: h5py.Dataset, starts: Any, stops: Any) -> list[tuple
         addresses = np.array([i.byte_offset for i in infos], dtype=np.int64)
         sizes = np.array([i.size for i in infos], dtype=np.int64)
     n_units = -(-int(ds.shape[0]) // c0)
-    marks = np.zeros(n_units + 1, np.int64)
-    np.add.at(marks, np.clip(starts // c0, 0, n_units), 1)
-    np.add.at(marks, np.clip((stops - 1) // c0 + 1, 0, n_units), -1)
-    wanted = np.cumsum(marks[:-1]) > 0
+    wanted = wanted_units(starts, stops, c0, n_units)
     keep = first < n_units
     keep[keep] = wanted[first[keep]]
     return [(int(a), int(a) + int(n)) for a, n in zip(addresses[keep].tolist(), sizes[keep].tolist(), strict=True)]
-
-
-def coalesce_ranges(ranges: list[tuple[int, int]], gap: int = _RANGE_GAP) -> tuple[list[int], list[int]]:
-    """Sorted ranges merged where at most ``gap`` apart, as (starts, stops)."""
-    out: list[list[int]] = []
-    for s, e in sorted(ranges):
-        if out and s <= out[-1][1] + gap:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return [s for s, _ in out], [e for _, e in out]
