@@ -217,8 +217,9 @@ class StorageArray(StorageNode):
                 return self._read_strings(selection)
             if self.backend == "hdf5" and selection is Ellipsis and self.raw.shape is not None:
                 out = np.empty(self.raw.shape, dtype=self.raw.dtype)
-                if out.size and h5_chunks.can_use_direct_chunks(self.raw):
-                    h5_chunks.read_chunks(self.raw, out)
+                mode = h5_chunks.read_mode(self.raw) if out.size else None
+                if mode is not None:
+                    h5_chunks.read_chunks(self.raw, out, parallel=mode == "parallel")
                 elif out.size:
                     self.raw.read_direct(out)
                 return out

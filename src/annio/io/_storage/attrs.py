@@ -76,9 +76,22 @@ class Attributes(MutableMapping[str, Any]):
 
     def __init__(self, node: StorageNode) -> None:
         self._node = node
-        self._raw = node.raw.attrs
+
+    @property
+    def _raw(self) -> Any:  # built on first use: h5py's AttributeManager costs ~10 µs
+        raw = self.__dict__.get("_raw_attrs")
+        if raw is None:
+            raw = self.__dict__["_raw_attrs"] = self._node.raw.attrs
+        return raw
 
     def __getitem__(self, key: str) -> Any:
+        if self._node.backend == "hdf5" and type(key) is str:
+            try:
+                value = h5_small.read_string_attr(self._node.raw, key)
+            except KeyError:
+                raise KeyError(f"{self._node.path}: no attribute {key!r}") from None
+            if value is not h5_small.NOT_A_STRING:
+                return value
         try:
             value = self._raw[key]
         except KeyError:
@@ -115,6 +128,8 @@ class Attributes(MutableMapping[str, Any]):
         return len(self._raw.keys())
 
     def __contains__(self, key: object) -> bool:
+        if self._node.backend == "hdf5" and type(key) is str:
+            return bool(h5py.h5a.exists(self._node.raw.id, key.encode("utf-8")))
         return key in self._raw
 
 
