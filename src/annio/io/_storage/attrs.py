@@ -16,10 +16,15 @@ import numpy as np
 
 from annio.io._storage import h5_small
 
+try:  # orjson (the ``fast`` extra): parses zarr metadata ~2x faster than the json module
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - optional extra
+    _orjson = None
+
 if TYPE_CHECKING:
     from annio.io._storage.adapter import StorageNode
 
-__all__ = ["Attributes", "KnownAttributes", "attr_to_json", "dumps_json"]
+__all__ = ["Attributes", "KnownAttributes", "attr_to_json", "dumps_json", "loads_json"]
 
 
 def _attr_from_h5(value: Any) -> Any:
@@ -176,3 +181,22 @@ class KnownAttributes(Attributes):
 def dumps_json(value: Any) -> str:
     """JSON text of an attribute value (used for awkward forms and the CLI)."""
     return json.dumps(attr_to_json(value))
+
+
+_DIGITS_TO_NUL = bytes.maketrans(b"0123456789", bytes(10))
+
+
+def loads_json(data: bytes | str) -> Any:
+    """Parse a JSON document (zarr metadata) with orjson when installed, else with the
+    json module, with the same result either way: documents orjson refuses (``NaN`` and
+    ``Infinity`` literals, which Python's json writes; lone surrogates) and documents with a
+    run of 20 digits (orjson reads integers beyond 64 bits as floats) go to the json module.
+    (Valid JSON holds no raw NUL bytes, so the digit scan cannot be fooled.)"""
+    if _orjson is not None:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        if raw.translate(_DIGITS_TO_NUL).find(bytes(20)) < 0:
+            try:
+                return _orjson.loads(raw)
+            except _orjson.JSONDecodeError:
+                pass
+    return json.loads(data)

@@ -18,7 +18,7 @@ to zarr-python (which validates it and warns as before).
 
 from __future__ import annotations
 
-import json
+
 import math
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from zarr.storage import LocalStore
 
 from annio.errors import FormatError, MissingElementError
 from annio.io._storage import adapter, guards, zarr_shards
-from annio.io._storage.attrs import Attributes, KnownAttributes
+from annio.io._storage.attrs import Attributes, KnownAttributes, loads_json
 
 __all__ = ["open_tree"]
 
@@ -95,7 +95,7 @@ def open_tree(store: Any) -> zarr.Group | None:
     if type(store) is not LocalStore or not store.read_only:
         return None
     try:
-        root_doc = json.loads((Path(store.root) / "zarr.json").read_bytes())
+        root_doc = loads_json((Path(store.root) / "zarr.json").read_bytes())
     except (OSError, ValueError):
         return None
     if not isinstance(root_doc, dict) or root_doc.get("zarr_format") != 3 or root_doc.get("node_type") != "group":
