@@ -43,9 +43,17 @@ def _scanpy_loader(function: str):
     def load(_path: Path):
         import scanpy
 
-        return getattr(scanpy.datasets, function)()
+        adata = getattr(scanpy.datasets, function)()
+        adata.uns = _str_keys(adata.uns)  # krumsiek11's uns["highlights"] has int keys anndata cannot write
+        return adata
 
     return load
+
+
+def _str_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _str_keys(v) for k, v in value.items()}
+    return value
 
 
 def _h5ad_loader(path: Path):

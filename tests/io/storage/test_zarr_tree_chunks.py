@@ -33,7 +33,7 @@ def _tree_array(path: Path) -> zarr_tree.TreeArray:
 _ZSTD = [zarr.codecs.ZstdCodec(level=0, checksum=False)]
 
 
-@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     rows=st.integers(1, 23),
     cols=st.integers(1, 9),
