@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from numcodecs import zstd as _zstd
+from zarr.storage import LocalStore
 
 from annio.errors import FormatError
 from annio.io._storage.ranges import gather_index
@@ -37,7 +38,8 @@ __all__ = ["can_read_ranges", "read_ranges"]
 
 def _eligible(arr: Any) -> _Layout | None:
     lay = _layout(arr, writing=False)
-    if lay is None or lay.source is not None or len(lay.shape) != 1:
+    # exactly a LocalStore: a subclass may observe or change what is read through it
+    if lay is None or lay.source is not None or len(lay.shape) != 1 or type(arr.store) is not LocalStore:
         return None
     return lay
 
