@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+import annio
 from annio.errors import FormatError
 from annio.io._storage import adapter as storage, h5_chunks, h5_pread
 
@@ -100,3 +101,25 @@ def test_truncated_file_is_a_format_error(tmp_path):
             raw.truncate(path.stat().st_size - 400_000)
         with pytest.raises(FormatError, match="beyond the end of the file"):
             h5_pread.read_ranges(ds, np.array([10, 99_000]), np.array([20, 99_990]))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_read_into_whole_datasets(tmp_path, monkeypatch, threads):
+    monkeypatch.setattr(h5_pread, "MIN_DIRECT_BYTES", 0)
+    monkeypatch.setattr(h5_pread, "_PIECE_BYTES", 1000)  # many jobs, pieces across chunk edges
+    rng = np.random.default_rng(3)
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w", userblock_size=1024) as f:
+        f.create_dataset("chunked", data=rng.random(10_001), chunks=(333,))
+        f.create_dataset("contiguous", data=rng.integers(0, 9, (301, 7)).astype("i4"))
+        part = f.create_dataset("partial", shape=(5000,), dtype="f4", chunks=(128,), fillvalue=3.0)
+        part[1000:2100] = rng.random(1100).astype("f4")
+        f.create_dataset("gzip", data=rng.random(4000), chunks=(100,), compression="gzip")
+        f.create_dataset("chunked_2d", data=rng.random((200, 30)), chunks=(17, 30))
+    with annio.settings.override(io_threads=threads), h5py.File(path, "r") as f:
+        for name in ("chunked", "contiguous", "partial", "gzip", "chunked_2d"):
+            ds = f[name]
+            out = np.empty(ds.shape, ds.dtype)
+            h5_pread.read_into(ds, out)
+            np.testing.assert_array_equal(out, ds[...], err_msg=name)
+            np.testing.assert_array_equal(storage.wrap(ds).read(), ds[...], err_msg=name)

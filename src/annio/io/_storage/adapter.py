@@ -23,7 +23,7 @@ import zarr
 from zarr.dtype import VariableLengthUTF8
 
 from annio.errors import FormatError, MissingElementError
-from annio.io._storage import create, guards, h5_chunks, h5_small, opened, zarr_ranges, zarr_shards, zarr_small
+from annio.io._storage import create, guards, h5_chunks, h5_pread, h5_small, opened, zarr_ranges, zarr_shards, zarr_small
 from annio.io._storage.ranges import gather_index, read_merged
 from annio.io._storage.attrs import Attributes, KnownAttributes, attr_to_json, dumps_json
 from annio.io._storage.dtypes import decode_object_array, zdtype
@@ -219,7 +219,7 @@ class StorageArray(StorageNode):
                 if out.size and h5_chunks.can_use_direct_chunks(self.raw):
                     h5_chunks.read_chunks(self.raw, out)
                 elif out.size:
-                    self.raw.read_direct(out)
+                    h5_pread.read_into(self.raw, out)
                 return out
             if selection is Ellipsis and self.backend == "zarr" and zarr_shards.can_read_direct(self.raw):
                 return zarr_shards.read_all(self.raw)
