@@ -3,6 +3,8 @@ and contiguous layouts, unwritten chunks, user blocks; only for read-only local 
 
 from __future__ import annotations
 
+import itertools
+
 import h5py
 import numpy as np
 import pytest
@@ -123,3 +125,48 @@ def test_read_into_whole_datasets(tmp_path, monkeypatch, threads):
             h5_pread.read_into(ds, out)
             np.testing.assert_array_equal(out, ds[...], err_msg=name)
             np.testing.assert_array_equal(storage.wrap(ds).read(), ds[...], err_msg=name)
+
+
+def test_chunk_reader_matches_read_direct_chunk(tmp_path):
+    rng = np.random.default_rng(5)
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w", userblock_size=512) as f:
+        f.create_dataset("one", data=rng.random(1000), chunks=(64,), compression="gzip")
+        two = f.create_dataset("two", shape=(100, 30), dtype="f4", chunks=(16, 7), compression="gzip", shuffle=True)
+        two[:40] = rng.random((40, 30)).astype("f4")  # later chunks never written
+    with h5py.File(path, "r") as f:
+        for name in ("one", "two"):
+            ds = f[name]
+            reader = h5_pread.ChunkReader.open(ds)
+            assert reader is not None
+            try:
+                for offset in itertools.product(*(range(0, s, c) for s, c in zip(ds.shape, ds.chunks))):
+                    _, mask, payload = reader.fetch(offset)
+                    try:
+                        want_mask, want = ds.id.read_direct_chunk(offset)
+                    except (OSError, KeyError, RuntimeError):
+                        assert payload is None, offset
+                        continue
+                    assert (mask, payload) == (want_mask, want), offset
+            finally:
+                reader.close()
+        # a gzip read through the chunk reader gives h5py's values
+        np.testing.assert_array_equal(storage.wrap(f["one"]).read(), f["one"][...])
+    with h5py.File(path, "r+") as f:
+        assert h5_pread.ChunkReader.open(f["one"]) is None  # writable: HDF5's own reads
+
+
+def test_chunk_reader_truncated_file_is_a_format_error(tmp_path):
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=np.random.default_rng(0).random(200_000), chunks=(10_000,), compression="gzip")
+    with h5py.File(path, "r") as f:
+        reader = h5_pread.ChunkReader.open(f["x"])
+        with open(path, "r+b") as raw:
+            raw.truncate(path.stat().st_size // 2)
+        try:
+            with pytest.raises(FormatError, match="beyond the end of the file"):
+                for i in range(20):
+                    reader.fetch((i * 10_000,))
+        finally:
+            reader.close()

@@ -19,7 +19,7 @@ import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
@@ -162,7 +162,8 @@ def _each_chunk(
     dataset: h5py.Dataset, offsets: Iterable[tuple[int, ...]], work: Callable[[tuple[int, ...], np.ndarray], T], *, batch: int, parallel: bool
 ) -> Iterator[list[T]]:
     """Fetch the chunks at ``offsets`` with ``read_direct_chunk`` (batch by batch, on this
-    thread: HDF5 calls are serialised anyway), decode each and run ``work(offset, chunk)``
+    thread: HDF5 calls are serialised anyway) — or, from a local read-only file, with
+    ``pread`` inside the jobs (:class:`~annio.io._storage.h5_pread.ChunkReader`) — decode each and run ``work(offset, chunk)``
     on it — in a thread pool when ``parallel``; yields the results of each batch in order.
 
     In parallel mode each chunk is handed to the pool as soon as it is fetched, and the next
@@ -170,20 +171,24 @@ def _each_chunk(
     overlap; at most two batches are in flight)."""
     decode = _chunk_decoder(dataset)
     dsid = dataset.id
+    reader = h5_pread.ChunkReader.open(dataset)  # local read-only file: fetched in the jobs
 
-    def job(item: tuple[tuple[int, ...], int, bytes | None]) -> T:
-        offset, mask, payload = item
+    def job(item: tuple[int, ...] | tuple[tuple[int, ...], int, bytes | None]) -> T:
+        offset, mask, payload = reader.fetch(item) if reader is not None else item
         return work(offset, decode(mask, payload))
+
+    def fetch(offset: tuple[int, ...]) -> Any:
+        return offset if reader is not None else _fetch(dsid, offset)
 
     pool = ThreadPoolExecutor(max_workers=settings.resolved_io_threads) if parallel else None
     try:
         if pool is None:
             for group in _batched(iter(offsets), batch):
-                yield [job(_fetch(dsid, o)) for o in group]
+                yield [job(fetch(o)) for o in group]
             return
         pending: list[Future] | None = None
         for group in _batched(iter(offsets), batch):
-            submitted = [pool.submit(job, _fetch(dsid, o)) for o in group]
+            submitted = [pool.submit(job, fetch(o)) for o in group]
             if pending is not None:
                 yield [f.result() for f in pending]
             pending = submitted
@@ -192,6 +197,8 @@ def _each_chunk(
     finally:
         if pool is not None:
             pool.shutdown()
+        if reader is not None:
+            reader.close()
 
 
 def read_chunks(dataset: h5py.Dataset, out: np.ndarray) -> None:

@@ -33,21 +33,66 @@ MIN_DIRECT_BYTES = 32 << 20
 _PIECE_BYTES = 16 << 20
 
 
+def is_local_read_only(dataset: h5py.Dataset) -> bool:
+    """Whether ``dataset`` lives in a file h5py opened read-only from a local path with the
+    default driver, with its values inside that file (no external storage)."""
+    try:
+        f = dataset.file
+        if f.mode != "r" or f.driver != "sec2" or not isinstance(f.filename, str):
+            return False
+        return dataset.id.get_create_plist().get_external_count() == 0
+    except (AttributeError, OSError, RuntimeError, ValueError):
+        return False
+
+
 def can_read_ranges(dataset: h5py.Dataset, *, any_ndim: bool = False) -> bool:
     """Whether :func:`read_ranges` can read ``dataset`` (see the module docstring); with
     ``any_ndim``, whether :func:`read_into` can read it whole (also N-d contiguous)."""
     try:
-        if not (dataset.ndim == 1 or (any_ndim and dataset.ndim and dataset.chunks is None)) or dataset.dtype.kind not in "biuf" or dataset.dtype.byteorder not in "=|<":
+        if not (dataset.ndim == 1 or (any_ndim and dataset.ndim and dataset.chunks is None)):
             return False
-        f = dataset.file
-        if f.mode != "r" or f.driver != "sec2" or not isinstance(f.filename, str):
+        if dataset.dtype.kind not in "biuf" or dataset.dtype.byteorder not in "=|<":
             return False
         plist = dataset.id.get_create_plist()
         if plist.get_layout() not in (h5py.h5d.CHUNKED, h5py.h5d.CONTIGUOUS) or plist.get_nfilters() != 0:
             return False
-        return plist.get_external_count() == 0
     except (AttributeError, OSError, RuntimeError, ValueError):
         return False
+    return is_local_read_only(dataset)
+
+
+class ChunkReader:
+    """Stored chunks of a chunked dataset of a local read-only file, fetched with ``pread``
+    from the addresses HDF5 lists once (``H5Dchunk_iter``), from any thread; the same
+    ``(offset, filter_mask, payload)`` as h5py's ``read_direct_chunk`` (payload None: never
+    written)."""
+
+    def __init__(self, dataset: h5py.Dataset) -> None:
+        self.name = dataset.name
+        self.table: dict[tuple[int, ...], tuple[int, int, int]] = {}
+        dataset.id.chunk_iter(lambda i: self.table.__setitem__(tuple(int(v) for v in i.chunk_offset), (int(i.byte_offset), int(i.size), int(i.filter_mask))))
+        self.fd = os.open(dataset.file.filename, os.O_RDONLY)
+        self.size = os.fstat(self.fd).st_size
+
+    @classmethod
+    def open(cls, dataset: h5py.Dataset) -> ChunkReader | None:
+        """A reader for ``dataset``, or None when it is not chunked in a local read-only file."""
+        if dataset.chunks is None or not is_local_read_only(dataset):
+            return None
+        return cls(dataset)
+
+    def fetch(self, offset: tuple[int, ...]) -> tuple[tuple[int, ...], int, bytes | None]:
+        entry = self.table.get(tuple(offset))
+        if entry is None:
+            return offset, 0, None
+        address, size, mask = entry
+        payload = os.pread(self.fd, size, address) if address + size <= self.size else b""
+        if len(payload) != size:
+            raise FormatError(self.name, f"chunk at {tuple(offset)} lies beyond the end of the file ({self.size} bytes)")
+        return offset, mask, payload
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _chunk_addresses(dataset: h5py.Dataset, n_chunks: int) -> np.ndarray:
