@@ -170,3 +170,30 @@ def test_chunk_reader_truncated_file_is_a_format_error(tmp_path):
                     reader.fetch((i * 10_000,))
         finally:
             reader.close()
+
+
+@hsettings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")), max_size=30), two_d=st.booleans())
+def test_vlen_strings_read_as_h5py_decodes_them(tmp_path_factory, values, two_d):
+    """The joined decode of vlen UTF-8 strings gives what h5py's ``asstr`` gives."""
+    path = tmp_path_factory.mktemp("s") / "s.h5"
+    data = np.array(values, dtype=object)
+    if two_d and len(values) % 2 == 0 and values:
+        data = data.reshape(2, -1)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("s", data=data, dtype=h5py.string_dtype("utf-8"))
+    with h5py.File(path, "r") as f:
+        got = storage.wrap(f["s"]).read()
+        want = np.asarray(f["s"].asstr()[...], dtype=object)
+        assert got.dtype == object and got.shape == want.shape
+        assert got.tolist() == want.tolist()
+        if data.size:
+            assert storage.wrap(f["s"]).read((0,) * data.ndim) == want[(0,) * data.ndim]
+
+
+def test_invalid_utf8_is_a_format_error(tmp_path):
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("s", data=np.array([b"ok", b"\xff\xfe"], dtype=object), dtype=h5py.string_dtype("utf-8"))
+    with h5py.File(path, "r") as f, pytest.raises(FormatError):
+        storage.wrap(f["s"]).read()

@@ -26,7 +26,7 @@ from annio.errors import FormatError, MissingElementError
 from annio.io._storage import create, guards, h5_chunks, h5_pread, h5_small, opened, zarr_ranges, zarr_shards, zarr_small
 from annio.io._storage.ranges import gather_index, read_merged
 from annio.io._storage.attrs import Attributes, KnownAttributes, attr_to_json, dumps_json
-from annio.io._storage.dtypes import decode_object_array, zdtype
+from annio.io._storage.dtypes import decode_object_array, decode_utf8_strings, zdtype
 
 __all__ = ["StorageNode", "StorageGroup", "StorageArray", "Attributes", "wrap", "is_storage_object", "dumps_json"]
 
@@ -236,7 +236,7 @@ class StorageArray(StorageNode):
                 if raw.dtype.kind == "S":
                     return np.char.decode(raw, "utf-8").astype(object)
                 return decode_object_array(raw)
-            return np.asarray(self.raw.asstr()[selection], dtype=object)
+            return decode_utf8_strings(self.raw[selection])
         data = self.raw[selection]
         if isinstance(data, str):
             return np.array(data, dtype=object)
