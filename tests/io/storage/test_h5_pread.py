@@ -197,3 +197,12 @@ def test_invalid_utf8_is_a_format_error(tmp_path):
         f.create_dataset("s", data=np.array([b"ok", b"\xff\xfe"], dtype=object), dtype=h5py.string_dtype("utf-8"))
     with h5py.File(path, "r") as f, pytest.raises(FormatError):
         storage.wrap(f["s"]).read()
+
+
+def test_not_for_swmr_readers(tmp_path):
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("x", data=np.arange(100.0), chunks=(10,))
+    with h5py.File(path, "r", swmr=True) as f:
+        assert not h5_pread.can_read_ranges(f["x"]) and h5_pread.ChunkReader.open(f["x"]) is None
+        np.testing.assert_array_equal(storage.wrap(f["x"]).read_ranges(np.array([3]), np.array([9])), np.arange(3.0, 9.0))

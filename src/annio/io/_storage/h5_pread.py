@@ -38,8 +38,8 @@ def is_local_read_only(dataset: h5py.Dataset) -> bool:
     default driver, with its values inside that file (no external storage)."""
     try:
         f = dataset.file
-        if f.mode != "r" or f.driver != "sec2" or not isinstance(f.filename, str):
-            return False
+        if f.mode != "r" or f.driver != "sec2" or not isinstance(f.filename, str) or f.swmr_mode:
+            return False  # SWMR: a writer may be appending; leave the ordering to HDF5
         return dataset.id.get_create_plist().get_external_count() == 0
     except (AttributeError, OSError, RuntimeError, ValueError):
         return False
