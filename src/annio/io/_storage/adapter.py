@@ -6,9 +6,9 @@ Encodings (``annio.io._encodings``) only ever talk to :class:`StorageGroup` and
 attribute quirks (byte strings, empty ``float64`` arrays), chunking, sharding, compression
 options, scalars and null datasets — is handled here and nowhere else.
 
-Helpers beside it: ``attrs``, ``dtypes``, ``h5_chunks`` (direct-chunk gzip), ``zarr_shards``
-(direct zstd for local sharded v3), ``zarr_small``/``zarr_tree``/``zarr_v2_read`` (local zarr
-read and written without zarr objects), ``opened`` and ``layout``.
+Helpers beside it: ``attrs``, ``dtypes``, ``h5_chunks``/``h5_pread`` (parallel gzip, ranged
+direct chunk reads), ``zarr_shards``/``zarr_ranges`` (parallel zstd for local sharded v3, whole
+/ ranges), ``zarr_small``/``zarr_tree``/``zarr_v2_read`` (local zarr without zarr objects).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import zarr
 from zarr.dtype import VariableLengthUTF8
 
 from annio.errors import FormatError, MissingElementError
-from annio.io._storage import create, guards, h5_chunks, h5_small, opened, zarr_shards, zarr_small, zarr_v2_read
+from annio.io._storage import create, guards, h5_chunks, h5_pread, h5_small, opened, zarr_ranges, zarr_shards, zarr_small, zarr_v2_read
 from annio.io._storage.ranges import gather_index, read_merged
 from annio.io._storage.attrs import Attributes, KnownAttributes, attr_to_json, dumps_json
-from annio.io._storage.dtypes import decode_object_array, zdtype
+from annio.io._storage.dtypes import decode_object_array, decode_utf8_strings, zdtype
 
 __all__ = ["StorageNode", "StorageGroup", "StorageArray", "Attributes", "wrap", "is_storage_object", "dumps_json"]
 
@@ -219,7 +219,7 @@ class StorageArray(StorageNode):
                 if mode is not None:
                     h5_chunks.read_chunks(self.raw, out, parallel=mode == "parallel")
                 elif out.size:
-                    self.raw.read_direct(out)
+                    h5_pread.read_into(self.raw, out)
                 return out
             if selection is Ellipsis and self.backend == "zarr" and zarr_shards.can_read_direct(self.raw):
                 return zarr_shards.read_all(self.raw)
@@ -236,7 +236,7 @@ class StorageArray(StorageNode):
                 if raw.dtype.kind == "S":
                     return np.char.decode(raw, "utf-8").astype(object)
                 return decode_object_array(raw)
-            return np.asarray(self.raw.asstr()[selection], dtype=object)
+            return decode_utf8_strings(self.raw[selection])
         data = self.raw[selection]
         if isinstance(data, str):
             return np.array(data, dtype=object)
@@ -245,12 +245,11 @@ class StorageArray(StorageNode):
 
     def read_ranges(self, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
         """The concatenation of ``self[starts[i]:stops[i]]`` for sorted, non-overlapping
-        ranges of a 1-D array (empty ranges allowed), in as few backend calls as possible.
-
-        One range: one slice read; HDF5 chunked with gzip only: each touched chunk fetched
-        once and decompressed in a thread pool (:func:`~annio.io._storage.h5_chunks.read_ranges`);
-        ranges covering most of their span: one covering slice, gathered in memory; other HDF5
-        datasets: ranges closer than a small gap merged; zarr: one orthogonal selection.
+        ranges of a 1-D array (empty ranges allowed), in as few backend calls as possible:
+        HDF5 chunked with gzip only: :func:`~annio.io._storage.h5_chunks.read_ranges`; local
+        sharded zarr v3: :mod:`~annio.io._storage.zarr_ranges`; one range: one slice read;
+        ranges covering most of their span: one covering slice, gathered in memory; other
+        HDF5 datasets: ranges closer than a small gap merged; zarr: an orthogonal selection.
         """
         starts = np.asarray(starts, dtype=np.int64)
         stops = np.asarray(stops, dtype=np.int64)
@@ -266,6 +265,8 @@ class StorageArray(StorageNode):
         try:
             if direct and (starts.size > 1 or int(lengths.sum()) * dtype.itemsize >= h5_chunks.RANGES_PARALLEL_BYTES):
                 return h5_chunks.read_ranges(self.raw, starts, stops)
+            if self.backend == "zarr" and zarr_ranges.can_read_ranges(self.raw):
+                return zarr_ranges.read_ranges(self.raw, starts, stops)
             if starts.size == 1:
                 return self.read(slice(lo, hi))
             if int(lengths.sum()) >= _COVER_FRACTION * (hi - lo):

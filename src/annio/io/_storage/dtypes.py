@@ -33,6 +33,28 @@ def decode_object_array(arr: np.ndarray) -> np.ndarray:
     return out
 
 
+def decode_utf8_strings(raw: Any) -> np.ndarray:
+    """h5py's read of variable-length UTF-8 strings (``bytes`` objects) as an object array
+    of ``str``: one join, one decode and one split instead of a decode per element (HDF5
+    strings are NUL-terminated, so NUL cannot occur inside one)."""
+    if isinstance(raw, bytes | str):  # a scalar selection
+        return np.array(raw.decode("utf-8") if isinstance(raw, bytes) else raw, dtype=object)
+    raw = np.asarray(raw, dtype=object)
+    flat = raw.reshape(-1).tolist()
+    out = np.empty(raw.shape, dtype=object)
+    if not flat:
+        return out
+    try:
+        parts = b"\0".join(flat).decode("utf-8").split("\0")
+    except TypeError:  # not all bytes
+        parts = []
+    if len(parts) == len(flat):
+        out.reshape(-1)[:] = parts
+        return out
+    out.reshape(-1)[:] = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in flat]
+    return out
+
+
 def nominal_itemsize(dtype: np.dtype) -> int:
     """Bytes per element for chunk-size arithmetic (strings count as 16)."""
     return 16 if dtype.kind in "UOT" else max(1, dtype.itemsize)

@@ -394,18 +394,23 @@ def _read_file(path: Path) -> bytes | None:
 
 def _parse_index(lay: _Layout, buf: bytes, path: Path) -> np.ndarray:
     """The (n_chunks, 2) offsets/sizes of a shard, CRC-checked and range-checked."""
+    return parse_index_tail(lay, memoryview(buf)[max(0, len(buf) - lay.index_nbytes) :], len(buf), path)
+
+
+def parse_index_tail(lay: _Layout, tail: Any, file_size: int, path: Path) -> np.ndarray:
+    """:func:`_parse_index` from the last ``index_nbytes`` bytes of a ``file_size``-byte shard."""
     size = lay.index_nbytes
     where = f"shard {path.relative_to(lay.directory).as_posix()}"
-    if len(buf) < size:
-        raise FormatError(lay.name, f"{where} holds {len(buf)} bytes, less than its {size}-byte index")
-    view = memoryview(buf)
-    raw, crc = bytes(view[len(buf) - size : len(buf) - 4]), bytes(view[len(buf) - 4 :])
+    if file_size < size or len(tail) < size:
+        raise FormatError(lay.name, f"{where} holds {file_size} bytes, less than its {size}-byte index")
+    view = memoryview(tail)[len(tail) - size :]
+    raw, crc = bytes(view[: size - 4]), bytes(view[size - 4 :])
     if google_crc32c.value(raw) != int.from_bytes(crc, "little"):
         raise FormatError(lay.name, f"{where}: index checksum (crc32c) mismatch — corrupt shard")
     index = np.frombuffer(raw, dtype="<u8").reshape(-1, 2)
     used = ~((index[:, 0] == _EMPTY) & (index[:, 1] == _EMPTY))
     ends = index[used, 0] + index[used, 1]
-    if np.any(ends < index[used, 0]) or np.any(ends > len(buf) - size):
+    if np.any(ends < index[used, 0]) or np.any(ends > file_size - size):
         raise FormatError(lay.name, f"{where}: index points outside the shard")
     return index
 
