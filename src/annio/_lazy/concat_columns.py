@@ -115,6 +115,8 @@ class ConcatenatedColumn(LazyColumn):
             return pd.array([pd.NA], dtype="string")
         if isinstance(dtype, pd.api.extensions.ExtensionDtype):
             return pd.array([pd.NA], dtype=dtype)
+        if dtype == np.dtype(object):
+            return np.array([""], dtype=object)  # a stored object column holds strings
         return np.zeros(1, dtype=dtype)
 
     def _dtype_from_samples(self) -> Any:
