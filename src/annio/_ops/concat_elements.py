@@ -19,6 +19,9 @@ __all__ = [
 ]
 
 
+_PANDAS_2 = int(pd.__version__.split(".")[0]) < 3
+
+
 def is_dask(value: Any) -> bool:
     return type(value).__module__.startswith("dask")
 
@@ -275,12 +278,14 @@ def combine_columns(pieces: Sequence[Any | None], lengths: Sequence[int]) -> Any
             if not isinstance(first, pd.Categorical) or all(p.dtype == first.dtype for p in present):
                 return type(first)._concat_same_type(present)
     frames = [pd.DataFrame({"c": p}, copy=False) if p is not None else pd.DataFrame(index=pd.RangeIndex(n)) for p, n in zip(pieces, lengths, strict=True)]
-    with pd.option_context("future.no_silent_downcasting", True):
-        import warnings
+    import warnings
+    from contextlib import nullcontext
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            out = pd.concat(frames, join="outer", ignore_index=True)["c"].array
+    # pandas 2's opt-in to pandas 3's behaviour (the option is deprecated in pandas 3)
+    quiet = pd.option_context("future.no_silent_downcasting", True) if _PANDAS_2 else nullcontext()
+    with quiet, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        out = pd.concat(frames, join="outer", ignore_index=True)["c"].array
     if len(present) < len(pieces) and present and all(getattr(p, "dtype", None) == np.dtype(bool) for p in present):
         out = pd.array(out, dtype="boolean")
     elif len(present) < len(pieces):
