@@ -242,7 +242,8 @@ def unify_categoricals(present: Sequence[pd.Categorical]) -> Any:
     """The dtype a set of categorical pieces is combined into (``object`` when they cannot
     be: ordered with different categories)."""
     dtypes = [p.dtype for p in present]
-    if all(d == dtypes[0] for d in dtypes[1:]):
+    first = dtypes[0]
+    if all(d is first or (d.ordered == first.ordered and d.categories.equals(first.categories)) or d == first for d in dtypes[1:]):
         # one dtype (unordered: the same set of categories, in any order): the first's
         # categories in their order, as pandas' concatenation keeps them
         return dtypes[0]
@@ -267,8 +268,11 @@ def combine_columns(pieces: Sequence[Any | None], lengths: Sequence[int]) -> Any
     :func:`unify_categoricals`), booleans with missing pieces → ``boolean``."""
     present = [p for p in pieces if p is not None]
     if present and all(isinstance(p, pd.Categorical) or isinstance(getattr(p, "dtype", None), pd.CategoricalDtype) for p in present):
-        target = unify_categoricals([pd.Categorical(p) for p in present])
-        pieces = [None if p is None else _as_categories(p, target) for p in pieces]
+        cats = [None if p is None else p if isinstance(p, pd.Categorical) else pd.Categorical(p) for p in pieces]
+        target = unify_categoricals([c for c in cats if c is not None])
+        if isinstance(target, pd.CategoricalDtype):
+            return _stack_codes(cats, lengths, target)
+        pieces = [None if p is None else np.asarray(p, dtype=object) for p in pieces]  # ordered, differing: values
         present = [p for p in pieces if p is not None]
     if len(present) == len(pieces) and present and len({str(p.dtype) for p in present}) == 1:
         first = present[0]
@@ -295,14 +299,21 @@ def combine_columns(pieces: Sequence[Any | None], lengths: Sequence[int]) -> Any
     return out
 
 
-def _as_categories(piece: Any, target: Any) -> Any:
-    """``piece`` with the unified categories (``object`` values when there are none)."""
-    if not isinstance(target, pd.CategoricalDtype):
-        return np.asarray(piece, dtype=object)
-    cat = pd.Categorical(piece)
-    if cat.dtype == target and cat.categories.equals(target.categories):
-        return cat
-    return cat.set_categories(target.categories)
+def _stack_codes(cats: Sequence[pd.Categorical | None], lengths: Sequence[int], target: pd.CategoricalDtype) -> pd.Categorical:
+    """Categorical pieces (``None``: missing) as one categorical of dtype ``target``: the
+    pieces' codes, sent to ``target``'s categories where theirs differ, concatenated."""
+    if type(target) is not pd.CategoricalDtype:  # e.g. a part's lazily read dtype
+        target = pd.CategoricalDtype(target.categories, target.ordered)
+    codes = []
+    for c, n in zip(cats, lengths, strict=True):
+        if c is None:
+            codes.append(np.full(n, -1, dtype=np.int8))
+        elif c.categories.equals(target.categories):
+            codes.append(c.codes)
+        else:
+            remap = target.categories.get_indexer(c.categories)
+            codes.append(np.where(c.codes < 0, -1, remap[np.maximum(c.codes, 0)]) if len(remap) else np.full(len(c), -1, dtype=np.int8))
+    return pd.Categorical.from_codes(np.concatenate(codes) if codes else np.zeros(0, dtype=np.int8), dtype=target, validate=False)
 
 
 def padded_string_dtype() -> pd.StringDtype:
