@@ -115,6 +115,8 @@ class ConcatenatedColumn(LazyColumn):
             return pd.array([pd.NA], dtype="string")
         if isinstance(dtype, pd.api.extensions.ExtensionDtype):
             return pd.array([pd.NA], dtype=dtype)
+        if dtype == np.dtype(object):
+            return np.array([""], dtype=object)  # a stored object column holds strings
         return np.zeros(1, dtype=dtype)
 
     def _dtype_from_samples(self) -> Any:
@@ -230,10 +232,31 @@ class ConcatenatedColumn(LazyColumn):
         return out
 
 
+def _read_whole(variable: xr.Variable) -> Any:
+    """All values of a part's stored column: read straight from its stored array(s) (no
+    xarray indexing), or a dask array for the caller to compute with the others."""
+    from annio._lazy.frame import backend_array, is_dask
+
+    data = variable._data
+    if is_dask(data):
+        return read_variable(variable, slice(None))
+    backend = backend_array(data)
+    if isinstance(backend, LazyColumn) and not isinstance(backend, ConcatenatedColumn):
+        values = unwrap(backend._getitem((slice(None),)))
+        if isinstance(backend, LazyMaskedArray) and backend.kind == "nullable-string-array":
+            raw = np.asarray(values).astype(object)
+            raw[pd.isna(raw)] = None
+            return pd.array(raw, dtype=backend.pandas_dtype)
+        return values
+    return read_variable(variable, slice(None))
+
+
 class PartsBatch:
-    """Reads several concatenated columns of one frame together: part by part, all of the
-    part's columns at once (one prefetch plan for the part's stored objects, one dask
-    computation), then each column combined from its pieces like a single column is."""
+    """Reads several concatenated columns of the parts' frames together: one prefetch plan
+    for the stored objects of every part (remote stores: all parts' bytes fetched in the
+    same few concurrent rounds), each stored column read once, whole, straight from its
+    stored arrays, the dask-backed ones in one computation; then each column combined from
+    its pieces like a single column is."""
 
     def __init__(self, frames: Sequence[Any], lengths: Sequence[int], columns: dict[str, ConcatenatedColumn], combine: Callable[[Sequence[Any], Sequence[int]], Any]) -> None:
         self.frames, self.lengths = list(frames), [int(n) for n in lengths]
@@ -247,19 +270,30 @@ class PartsBatch:
         from annio._lazy.plans import prefetching_selection
 
         pieces: dict[str, list[Any]] = {n: [None] * len(self.frames) for n in names}
+        wanted = set(names)
+        selected = []
         for i, frame in enumerate(self.frames):
-            have = [n for n in names if n in frame.columns]
-            if not have:
-                continue
-            sub = frame[have]
-            with prefetching_selection([sub]):
-                values = {n: read_variable(frame.ds.variables[n], slice(None)) for n in have}
-                lazy = [n for n in have if type(values[n]).__module__.startswith("dask")]
-                if lazy:
-                    for n, v in zip(lazy, dask.compute(*[values[n] for n in lazy], scheduler=get_sync), strict=True):
-                        values[n] = np.asarray(v)
-            for n in have:
-                pieces[n][i] = values[n]
+            have = [n for n in frame.columns if n in wanted]
+            if have:
+                selected.append((i, frame, have, frame if len(have) == len(frame.columns) else frame[have]))
+        with prefetching_selection([sub for *_, sub in selected]):
+            lazy: list[tuple[str, int, Any]] = []
+            for i, frame, have, _ in selected:
+                variables = frame.ds.variables
+                for n in have:
+                    value = _read_whole(variables[n])
+                    if type(value).__module__.startswith("dask"):
+                        lazy.append((n, i, value))
+                    else:
+                        pieces[n][i] = value
+            if lazy:
+                computed = dask.compute(*[v for *_, v in lazy], scheduler=get_sync)
+                for (n, i, _), value in zip(lazy, computed, strict=True):
+                    pieces[n][i] = np.asarray(value)
+            # the unified categories (from the parts' categories, read above) before the
+            # prefetched bytes are dropped
+            for n in names:
+                _ = self.columns[n].dtype
         return {n: self.columns[n].finish(self.combine(pieces[n], self.lengths)) for n in names}
 
 

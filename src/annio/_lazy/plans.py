@@ -134,6 +134,7 @@ def _add_frame(plan: _Plan, frame: Any) -> None:
         return
     rows = frame._rows
     names = [*frame._columns, *([frame._true_index_key] if frame._true_index_key else [])]
+    checked = False
     for col in names:
         if col not in source:
             continue
@@ -142,6 +143,10 @@ def _add_frame(plan: _Plan, frame: Any) -> None:
         for part, arr in arrays:
             if not isinstance(arr, StorageArray) or not arr.shape:
                 continue
+            if not checked:  # the frame's arrays share one store: a local one has nothing to plan
+                if plan._store(getattr(arr, "raw", arr)) is None:
+                    return
+                checked = True
             if rows is None or part == "categories":
                 plan.add_dense(arr, 0, arr.shape[0])
             else:

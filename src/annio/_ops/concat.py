@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from annio._ops.concat_elements import Reindexer, concat_arrays, concat_frames, is_dask, missing_like
+from annio._ops.concat_sparse import stack_sparse_rows
 from annio._ops.merge import resolve_strategy
 
 __all__ = ["concat", "DEFAULT_JOIN"]
@@ -204,7 +205,10 @@ def _concat_parts(
     # the dtype of the names is that of pandas' concatenation of the inputs' names (``str``
     # from pandas 3 on, but ``object`` when an empty ``object`` index is among them), as anndata's
     names = [pd.Index(getattr(a, f"{ax}_names")) for a in adatas]
-    dtype = pd.concat([n.to_series() for n in names], ignore_index=True).dtype
+    if len({str(n.dtype) for n in names}) == 1 and all(len(n) for n in names):
+        dtype = names[0].dtype
+    else:
+        dtype = pd.concat([n.to_series() for n in names], ignore_index=True).dtype
     values = np.concatenate([np.asarray(n, dtype=object) for n in names])
     if index_unique is not None:
         values = np.array([f"{n}{index_unique}{k}" for idx, k in zip(names, keys, strict=True) for n in idx], dtype=object)
@@ -243,7 +247,11 @@ def _concat_parts(
         fill = fill_value
         if fill is None and any(sp.issparse(v) or sp.issparse(getattr(v, "_meta", None)) for v in present):
             fill = 0  # the result is sparse: pad dense inputs with zeros too
-        shapes = []
+        if axis == 0 and fill in (None, 0) and _plain_sparse_rows(present):
+            values = [v if v is None or sp.issparse(v) else sp.csr_matrix(np.asarray(v)) for v in values]
+            maps = [r.old_to_new() for r in reindexers]
+            sparray = any(isinstance(v, sp.sparray) for v in present)
+            return stack_sparse_rows(values, maps, lengths, len(alt_index), sparray)
         full = []
         for v, r, n in zip(values, reindexers, lengths, strict=True):
             if v is None:
@@ -251,7 +259,6 @@ def _concat_parts(
                 full.append(missing_like(present, shape, fill))
             else:
                 full.append(r(v, other, fill))
-            shapes.append(full[-1].shape)
         return concat_arrays(full, axis)
 
     Xs = [a.X for a in adatas]
@@ -290,6 +297,11 @@ def _concat_parts(
         "layers": layers,
         "uns": uns,
     }
+
+
+def _plain_sparse_rows(present: list[Any]) -> bool:
+    """In-memory scipy sparse (and numpy) parts, at least one sparse: stacked in one pass."""
+    return any(sp.issparse(v) for v in present) and all(sp.issparse(v) or isinstance(v, np.ndarray) for v in present)
 
 
 def frame_to_memory(frame: Any) -> pd.DataFrame:

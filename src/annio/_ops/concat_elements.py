@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["Reindexer", "concat_arrays", "missing_like", "combine_columns", "natural_sorted", "is_dask", "is_awkward"]
+__all__ = [
+    "Reindexer", "concat_arrays", "missing_like", "combine_columns", "natural_sorted", "is_dask", "is_awkward",
+    "strings_padded", "padded_string_dtype",
+]
+
+
+_PANDAS_2 = int(pd.__version__.split(".")[0]) < 3
 
 
 def is_dask(value: Any) -> bool:
@@ -50,6 +56,19 @@ class Reindexer:
                 raise pd.errors.InvalidIndexError(f"cannot reindex an axis with duplicate names: {old[old.duplicated()][:5].tolist()}")
             self.take = old.get_indexer(new)  # old position of each new entry, -1 if missing
             self.missing = bool((self.take < 0).any())
+        self._old_to_new: np.ndarray | None = None
+
+    def old_to_new(self) -> np.ndarray | None:
+        """The new position of each old entry (``-1``: not in ``new``), ``None`` for the
+        identity."""
+        if self.identity:
+            return None
+        if self._old_to_new is None:
+            out = np.full(len(self.old), -1, dtype=np.int64)
+            present = self.take >= 0
+            out[self.take[present]] = np.flatnonzero(present)
+            self._old_to_new = out
+        return self._old_to_new
 
     def __call__(self, value: Any, axis: int, fill_value: Any = None) -> Any:
         if getattr(value, "_annio_lazy_frame", False):
@@ -62,6 +81,9 @@ class Reindexer:
             if axis != 0:
                 raise ValueError("data frames can only be reindexed along their rows")
             out = value.reset_index(drop=True).reindex(self.take)
+            if self.missing:
+                for c in [c for c in out.columns if out[c].dtype == object]:
+                    out[c] = strings_padded(out[c].array)
             out.index = self.new
             return out
         if sp.issparse(value):
@@ -83,10 +105,8 @@ class Reindexer:
 
     def _sparse(self, value: Any, axis: int, fill_value: Any) -> Any:
         cls = sp.csr_array if _is_sparray(value) else sp.csr_matrix
-        n_old = value.shape[axis]
-        new_pos = np.full(n_old, -1, dtype=np.int64)
+        new_pos = self.old_to_new()
         present = self.take >= 0
-        new_pos[self.take[present]] = np.flatnonzero(present)
         coo = sp.coo_matrix(value)
         row, col = coo.row, coo.col
         if axis == 1:
@@ -222,6 +242,11 @@ def unify_categoricals(present: Sequence[pd.Categorical]) -> Any:
     """The dtype a set of categorical pieces is combined into (``object`` when they cannot
     be: ordered with different categories)."""
     dtypes = [p.dtype for p in present]
+    first = dtypes[0]
+    if all(d is first or (d.ordered == first.ordered and d.categories.equals(first.categories)) or d == first for d in dtypes[1:]):
+        # one dtype (unordered: the same set of categories, in any order): the first's
+        # categories in their order, as pandas' concatenation keeps them
+        return dtypes[0]
     if any(d.ordered for d in dtypes):
         first = dtypes[0]
         if all(d.ordered and d.categories.equals(first.categories) for d in dtypes):
@@ -243,28 +268,74 @@ def combine_columns(pieces: Sequence[Any | None], lengths: Sequence[int]) -> Any
     :func:`unify_categoricals`), booleans with missing pieces → ``boolean``."""
     present = [p for p in pieces if p is not None]
     if present and all(isinstance(p, pd.Categorical) or isinstance(getattr(p, "dtype", None), pd.CategoricalDtype) for p in present):
-        target = unify_categoricals([pd.Categorical(p) for p in present])
-        pieces = [None if p is None else (pd.Categorical(p).set_categories(target.categories) if isinstance(target, pd.CategoricalDtype) else np.asarray(p, dtype=object)) for p in pieces]
+        cats = [None if p is None else p if isinstance(p, pd.Categorical) else pd.Categorical(p) for p in pieces]
+        target = unify_categoricals([c for c in cats if c is not None])
+        if isinstance(target, pd.CategoricalDtype):
+            return _stack_codes(cats, lengths, target)
+        pieces = [None if p is None else np.asarray(p, dtype=object) for p in pieces]  # ordered, differing: values
         present = [p for p in pieces if p is not None]
     if len(present) == len(pieces) and present and len({str(p.dtype) for p in present}) == 1:
         first = present[0]
-        if isinstance(first, np.ndarray):
-            return np.concatenate(present)
+        if isinstance(first, np.ndarray) or type(first) is pd.arrays.NumpyExtensionArray:  # not its string subclasses
+            return np.concatenate([np.asarray(p) for p in present])
         if isinstance(first, pd.api.extensions.ExtensionArray) and not isinstance(first, pd.arrays.NumpyExtensionArray | pd.arrays.StringArray):
             if not isinstance(first, pd.Categorical) or all(p.dtype == first.dtype for p in present):
                 return type(first)._concat_same_type(present)
     frames = [pd.DataFrame({"c": p}, copy=False) if p is not None else pd.DataFrame(index=pd.RangeIndex(n)) for p, n in zip(pieces, lengths, strict=True)]
-    with pd.option_context("future.no_silent_downcasting", True):
-        import warnings
+    import warnings
+    from contextlib import nullcontext
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            out = pd.concat(frames, join="outer", ignore_index=True)["c"].array
+    # pandas 2's opt-in to pandas 3's behaviour (the option is deprecated in pandas 3)
+    quiet = pd.option_context("future.no_silent_downcasting", True) if _PANDAS_2 else nullcontext()
+    with quiet, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        out = pd.concat(frames, join="outer", ignore_index=True)["c"].array
     if len(present) < len(pieces) and present and all(getattr(p, "dtype", None) == np.dtype(bool) for p in present):
         out = pd.array(out, dtype="boolean")
+    elif len(present) < len(pieces):
+        out = strings_padded(out)
     if type(out) is pd.arrays.NumpyExtensionArray:
         return out.to_numpy()
     return out
+
+
+def _stack_codes(cats: Sequence[pd.Categorical | None], lengths: Sequence[int], target: pd.CategoricalDtype) -> pd.Categorical:
+    """Categorical pieces (``None``: missing) as one categorical of dtype ``target``: the
+    pieces' codes, sent to ``target``'s categories where theirs differ, concatenated."""
+    if type(target) is not pd.CategoricalDtype:  # e.g. a part's lazily read dtype
+        target = pd.CategoricalDtype(target.categories, target.ordered)
+    codes = []
+    for c, n in zip(cats, lengths, strict=True):
+        if c is None:
+            codes.append(np.full(n, -1, dtype=np.int8))
+        elif c.categories.equals(target.categories):
+            codes.append(c.codes)
+        else:
+            remap = target.categories.get_indexer(c.categories)
+            codes.append(np.where(c.codes < 0, -1, remap[np.maximum(c.codes, 0)]) if len(remap) else np.full(len(c), -1, dtype=np.int8))
+    return pd.Categorical.from_codes(np.concatenate(codes) if codes else np.zeros(0, dtype=np.int8), dtype=target, validate=False)
+
+
+def padded_string_dtype() -> pd.StringDtype:
+    """The dtype of string columns that concatenation pads with missing values: pandas'
+    ``str`` (NaN for missing, pandas 3's default for strings, what anndata 0.13 gives), or
+    the nullable ``string`` dtype on pandas < 2.3, which has no ``str``."""
+    try:
+        return pd.StringDtype(na_value=np.nan)
+    except TypeError:  # pragma: no cover - pandas < 2.3
+        return pd.StringDtype()
+
+
+def strings_padded(values: Any) -> Any:
+    """``values`` (a column padded with missing values by a join) as a string array when
+    it is an ``object`` column of strings: ``object`` strings mixed with NaN cannot be
+    written (a ``string-array`` holds no missing values), a string array can."""
+    if not pd.api.types.is_object_dtype(getattr(values, "dtype", None)):
+        return values
+    raw = np.asarray(values, dtype=object)
+    if pd.api.types.infer_dtype(raw, skipna=True) not in ("string", "empty"):
+        return values
+    return pd.array(raw, dtype=padded_string_dtype())
 
 
 def frame_columns(columns: Sequence[Sequence[str]], join: str) -> list[str]:
