@@ -126,7 +126,8 @@ class RawTarget:
     def close(self) -> None:
         """Close the file descriptors this target opened."""
         for fd, _ in self._sources.values():
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         self._sources.clear()
         if self._fd >= 0:
             os.close(self._fd)
