@@ -40,6 +40,11 @@ from annio.settings import settings
 __all__ = ["concat_on_disk"]
 
 _STREAMED = ("layers", "obsm", "varm", "obsp", "varp")
+#: Block bound of a call without ``max_loaded_elems`` (when ``settings.write_block_bytes`` is
+#: larger). Blocks smaller than a medium dataset's arrays keep the peak memory the same for
+#: any larger input; 16 MiB blocks (4 MiB zarr shards of ``data``/``indices``) move data as
+#: fast as larger ones.
+DEFAULT_BLOCK_BYTES = 16 << 20
 
 
 def _with_progress(adata: Any, progress: Callable[[int, int], None]) -> tuple[Any, int]:
@@ -121,7 +126,9 @@ def concat_on_disk(
         ``settings.zarr_write_format``, sharded for v3) or an open h5py/zarr group.
     max_loaded_elems
         Bound on the elements held in memory per written block (sets
-        ``settings.write_block_bytes`` to 8 bytes per element for the call).
+        ``settings.write_block_bytes`` to 8 bytes per element for the call). Default:
+        blocks of ``min(settings.write_block_bytes, 16 MiB)``, so the peak memory does not
+        grow with the data.
     axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise
         As for :func:`annio.concat`.
     progress
@@ -136,11 +143,12 @@ def concat_on_disk(
     in_files = list(in_files)
     if not in_files:
         raise ValueError("No objects to concatenate.")
-    overrides: dict[str, Any] = {}
-    if max_loaded_elems is not None:
-        if int(max_loaded_elems) < 1:
-            raise ValueError(f"max_loaded_elems must be positive, got {max_loaded_elems!r}")
-        overrides["write_block_bytes"] = max(2**16, int(max_loaded_elems) * 8)
+    if max_loaded_elems is None:
+        overrides = {"write_block_bytes": min(settings.write_block_bytes, DEFAULT_BLOCK_BYTES)}
+    elif int(max_loaded_elems) < 1:
+        raise ValueError(f"max_loaded_elems must be positive, got {max_loaded_elems!r}")
+    else:
+        overrides = {"write_block_bytes": max(2**16, int(max_loaded_elems) * 8)}
     with ExitStack() as stack:
         stack.enter_context(settings.override(**overrides))
         scheduler = dask_scheduler()
