@@ -122,6 +122,7 @@ class RawTarget:
         self.extents = _Extents(ds)
         self._fd = os.open(ds.file.filename, os.O_WRONLY)
         self._sources: dict[tuple[str, str], tuple[int, _Extents | None]] = {}
+        self._buffer = np.empty(0, dtype=self.dtype)
 
     def close(self) -> None:
         """Close the file descriptors this target opened."""
@@ -132,6 +133,7 @@ class RawTarget:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        self._buffer = np.empty(0, dtype=self.dtype)
 
     def __enter__(self) -> RawTarget:
         return self
@@ -173,11 +175,14 @@ class RawTarget:
 
     def read(self, node: StorageArray, start: int, stop: int) -> np.ndarray:
         """Elements ``start:stop`` of ``node``: straight from the file (one ``preadv`` per
-        run) when it is a plain HDF5 dataset of the target's dtype, else through h5py/zarr."""
+        run) when it is a plain HDF5 dataset of the target's dtype, else through h5py/zarr.
+        The array returned by a direct read is overwritten by the next one."""
         fd, extents = self._source(node) if node.backend == "hdf5" else (-1, None)
         if extents is None or stop > extents.length:
             return np.asarray(node.read(slice(start, stop)))
-        out = np.empty(stop - start, dtype=self.dtype)
+        if self._buffer.size < stop - start:  # reused: fresh pages for every block cost page faults
+            self._buffer = np.empty(stop - start, dtype=self.dtype)
+        out = self._buffer[: stop - start]
         view = memoryview(out).cast("B")
         done = 0
         for offset, nbytes in extents.runs(start, stop):
