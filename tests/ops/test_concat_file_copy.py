@@ -142,3 +142,34 @@ def test_preallocated_needs_a_plain_local_file(tmp_path):
         assert preallocated(wrap(f), "empty", 0, np.float32, 4) is None
     with h5py.File(tmp_path / "disk.h5", "r") as f:
         np.testing.assert_array_equal(f["x"][()], np.arange(10, dtype=np.float32))
+
+
+def test_default_blocks_are_bounded_not_the_whole_array(tmp_path, monkeypatch):
+    """Without ``max_loaded_elems`` a dense obsm was copied in blocks of the 256 MiB default
+    budget — whole arrays of any realistic size, so the peak grew with the data."""
+    import annio._ops.concat_direct as direct
+    import annio._ops.concat_on_disk as module
+
+    monkeypatch.setattr(module, "DEFAULT_BLOCK_BYTES", 2**16)
+    sizes = []
+    original = direct.ConcatenatedDense.__getitem__
+
+    def spy(self, rows):
+        block = original(self, rows)
+        sizes.append(block.nbytes)
+        return block
+
+    monkeypatch.setattr(direct.ConcatenatedDense, "__getitem__", spy)
+    parts = []
+    for i in range(2):
+        a = _part(i, 900)
+        a.obsm["X_pca"] = np.random.default_rng(i).random((900, 50), dtype=np.float32)  # 180 kB
+        parts.append(_write(a, tmp_path / f"p{i}.h5ad"))
+    default = annio.settings.write_block_bytes
+    concat_on_disk(parts, tmp_path / "out.h5ad")
+    assert len(sizes) > 4 and max(sizes) <= 2**16
+    assert annio.settings.write_block_bytes == default
+    assert_equal(annio.read_h5ad(tmp_path / "out.h5ad"), annio.concat([annio.read_h5ad(p) for p in parts]))
+    sizes.clear()
+    concat_on_disk(parts, tmp_path / "out.h5ad", max_loaded_elems=10**6)  # an explicit bound wins
+    assert max(sizes) > 2**16
