@@ -146,6 +146,10 @@ class LatencyProxy:
         if request.path.startswith(CONTROL_PREFIX):  # statistics for a client in another process
             if request.path.endswith("/reset"):
                 self.reset()
+            if request.path.endswith("/log"):
+                with self._lock:
+                    reqs = list(self.requests)
+                return web.json_response([[r.method, r.path, r.range, r.start, r.end, r.nbytes] for r in reqs])
             return web.json_response(self.stats())
 
         entry = ProxyRequest(request.method, request.path_qs, request.headers.get("Range"), time.monotonic())
@@ -289,6 +293,11 @@ class RemoteProxy:
 
     def stats(self) -> dict[str, Any]:
         return self._call("stats")
+
+    def log(self) -> list[list[Any]]:
+        """Every request since the last reset: ``[method, path, range, start, end, bytes]``
+        (times on the proxy's monotonic clock)."""
+        return self._call("log")  # type: ignore[return-value]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

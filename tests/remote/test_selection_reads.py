@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 
@@ -124,3 +125,42 @@ def test_h5ad_selection_fetches_only_its_chunks(store: Path, http_server: Any, l
         local.file.close()
     assert stats["bytes"] < 0.5 * h5ad.stat().st_size, stats
     assert stats["peak_in_flight"] > 1, stats
+
+
+def test_h5ad_selection_reads_the_chunk_index_in_few_rounds(tmp_path: Path, http_server: Any, latency_proxy: Any, monkeypatch: Any) -> None:
+    """The chunk B-trees of every dataset the selection reads are walked together (object
+    headers, then one round per tree level), not node by node through the block cache."""
+    import pandas as pd
+    from scipy import sparse
+
+    from annio.io._storage import remote
+
+    rng = np.random.default_rng(3)
+    x = sparse.random(30_000, 100, density=0.05, format="csr", random_state=4, dtype=np.float32)
+    obs = pd.DataFrame({"score": rng.random(30_000)}, index=[f"c{i}" for i in range(30_000)])
+    adata = annio.AnnData(X=x, obs=obs, obsm={"pca": rng.random((30_000, 8))})  # no string columns (their heaps are not chunks)
+    h5ad = tmp_path / "index.h5ad"
+    with annio.settings.override(chunk_target_bytes=2**13):
+        annio.write_h5ad(h5ad, adata, compression="gzip")
+    (http_server.root / "h5index").mkdir(exist_ok=True)
+    shutil.copy(h5ad, http_server.root / "h5index" / "index.h5ad")
+    with h5py.File(h5ad, "r") as f:
+        assert f["X/data"].id.get_num_chunks() > 64  # a tree of more than one level
+    # blocks far smaller than the file, as for the large files this is for
+    monkeypatch.setattr(remote, "DEFAULT_H5_BLOCK_SIZE", 2**15)
+    proxy = latency_proxy(http_server.base_url, rtt=0.2)  # rounds stay apart under load
+    with annio.settings.override(io_concurrency=10_000):
+        lazy = read_lazy(f"{proxy.url}/h5index/index.h5ad")
+        try:
+            proxy.reset()
+            got = lazy[slice(10_000, 10_100)].to_memory()
+            stats = proxy.stats()
+        finally:
+            lazy.file.close()
+    local = read_lazy(h5ad)
+    try:
+        assert_equal(got, local[slice(10_000, 10_100)].to_memory())
+    finally:
+        local.file.close()
+    # headers, up to 3 tree levels, dense/indptr chunks, data/indices chunks; one of slack
+    assert stats["chain_depth"] <= 7, stats

@@ -164,9 +164,15 @@ def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any
     """:func:`_run_store` for an HDF5 file read from a URL: the byte ranges of the wanted
     rows (row bytes of contiguous datasets, whole chunks of chunked ones) in two rounds of
     concurrent range requests."""
-    from annio.io._storage.h5_ranges import coalesce_ranges, dataset_byte_ranges
+    import h5py
+
+    from annio.io._storage.h5_ranges import dataset_byte_ranges
+    from annio.io._storage.ranges import coalesce
     from annio.io._storage.sparse_read import major_read_plan, zarr_read_span
 
+    # every chunk index at once: one round of requests per B-tree level, all datasets together
+    datasets = [ds for ds, _, _ in dense] + [_raw(getattr(src, part)) for src, _ in sparse for part in ("indptr", "data", "indices")]
+    fobj.chunk_tables([ds for ds in datasets if isinstance(ds, h5py.Dataset)])
     ranges: list[tuple[int, int]] = []
     for ds, starts, stops in dense:
         ranges.extend(dataset_byte_ranges(ds, starts, stops))
@@ -177,7 +183,7 @@ def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any
         later.append((source, values))
     done = []
     try:
-        fobj.fetch(*coalesce_ranges(ranges))
+        fobj.fetch(*_columns(coalesce([s for s, _ in ranges], [e for _, e in ranges])))
         done.append(fobj)
         if later:
             ranges = []
@@ -185,13 +191,17 @@ def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any
                 starts, stops = zarr_read_span(*values())  # reads indptr: from memory now
                 for part in (source.data, source.indices):
                     ranges.extend(dataset_byte_ranges(_raw(part), starts, stops))
-            fobj.fetch(*coalesce_ranges(ranges))
+            fobj.fetch(*_columns(coalesce([s for s, _ in ranges], [e for _, e in ranges])))
             done.append(fobj)
     except BaseException:
         for f in done:
             f.drop()
         raise
     return done
+
+
+def _columns(ranges: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    return [s for s, _ in ranges], [e for _, e in ranges]
 
 
 class _H5Release:

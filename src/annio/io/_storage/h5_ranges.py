@@ -14,13 +14,14 @@ from typing import Any
 
 import h5py
 
-__all__ = ["RangeCachedFile", "register_open", "cached_file_of", "dataset_byte_ranges", "coalesce_ranges"]
+from annio.io._storage.ranges import wanted_units
+
+__all__ = ["RangeCachedFile", "register_open", "cached_file_of", "dataset_byte_ranges"]
 
 
 #: HDF5 reads contiguous datasets through a sieve buffer of this many bytes: a prefetched
 #: range is extended by it so that a sieve read starting inside the range stays inside.
 _SIEVE_BYTES = 64 * 1024
-_RANGE_GAP = 64 * 1024
 _OPEN: dict[tuple[int, ...], Any] = {}  # HDF5 file number -> its RangeCachedFile (while open)
 
 
@@ -36,6 +37,11 @@ class RangeCachedFile:
         self._starts: list[int] = []
         self._parts: list[tuple[int, bytes]] = []
         self._refs = 0
+        # chunk B-tree nodes read by chunk_tables, kept while the file is open (HDF5's own
+        # index walks are answered from them), and the tables by dataset name
+        self._pinned_starts: list[int] = []
+        self._pinned: list[tuple[int, bytes]] = []
+        self._tables: dict[str, Any] = {}
 
     # -- the file-object protocol h5py uses ----------------------------------------------
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -49,17 +55,18 @@ class RangeCachedFile:
     def _find(self, start: int, stop: int) -> bytes | None:
         import bisect
 
-        i = bisect.bisect_right(self._starts, start) - 1
-        if i >= 0:  # the fetched ranges are merged, so the nearest one is the only candidate
-            s, data = self._parts[i]
-            if s + len(data) >= stop:
-                return data[start - s : stop - s]
+        for starts, parts in ((self._starts, self._parts), (self._pinned_starts, self._pinned)):
+            i = bisect.bisect_right(starts, start) - 1
+            if i >= 0:  # the ranges of one list do not overlap: the nearest one is the only candidate
+                s, data = parts[i]
+                if s + len(data) >= stop:
+                    return data[start - s : stop - s]
         return None
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = max(0, self._size - self._pos)
-        hit = self._find(self._pos, self._pos + n) if self._parts else None
+        hit = self._find(self._pos, self._pos + n) if self._parts or self._pinned else None
         if hit is None:
             self._f.seek(self._pos)
             hit = self._f.read(n)
@@ -94,22 +101,77 @@ class RangeCachedFile:
         return bool(getattr(self._f, "closed", False))
 
     # -- prefetching -----------------------------------------------------------------------
-    def fetch(self, starts: list[int], stops: list[int]) -> None:
-        """Fetch the byte ranges concurrently (``cat_ranges``), keep them until :meth:`drop`."""
+    def _cat_ranges(self, starts: list[int], stops: list[int]) -> list[bytes]:
         from annio.settings import settings
 
+        kwargs = {"batch_size": settings.io_concurrency} if getattr(self._fs, "async_impl", False) else {}
+        parts = self._fs.cat_ranges([self._path] * len(starts), starts, stops, **kwargs)
+        for part in parts:
+            if isinstance(part, BaseException):
+                raise part
+        return [bytes(p) for p in parts]
+
+    def _read_cached(self, start: int, n: int) -> bytes:
+        """``n`` bytes at ``start`` through the block-cached file object (object headers,
+        which HDF5 has read already, so usually no request)."""
+        self._f.seek(start)
+        return bytes(self._f.read(n))
+
+    def chunk_tables(self, datasets: list[h5py.Dataset]) -> dict[str, Any]:
+        """The :class:`~annio.io._storage.h5_btree.ChunkTable` of each chunked dataset among
+        ``datasets`` whose index this module reads (others are left out), their B-trees
+        walked together, one round of concurrent requests per tree level; cached while the
+        file is open, the nodes kept so that HDF5 finds its chunks from memory."""
+        import bisect
+
+        from annio.io._storage import h5_btree
+
+        wanted = {}
+        for ds in datasets:
+            if ds.name not in self._tables and ds.chunks is not None and ds.shape:
+                wanted.setdefault(ds.name, ds)
+        if not wanted:
+            return {ds.name: self._tables[ds.name] for ds in datasets if self._tables.get(ds.name) is not None}
+        sizeof_addr = int(next(iter(wanted.values())).file.id.get_create_plist().get_sizes()[0])
+        # the object headers, in one concurrent round (those HDF5 read lie all over the file)
+        heads = {n: a for n, ds in wanted.items() if (a := h5_btree.header_address(ds)) is not None and a < self._size}
+        starts = sorted(set(heads.values()))
+        windows = dict(zip(starts, self._cat_ranges(starts, [min(self._size, a + h5_btree.HEADER_BYTES) for a in starts]), strict=True))
+
+        def read(start: int, n: int) -> bytes:
+            for a, data in windows.items():
+                if a <= start and start + n <= a + len(data):
+                    return data[start - a : start - a + n]
+            return self._read_cached(start, n)
+
+        todo = []
+        for name, ds in wanted.items():
+            root = h5_btree.btree_address(ds, read, sizeof_addr, self._size) if name in heads else None
+            if root is None:
+                self._tables[name] = None
+            else:
+                todo.append((ds, root))
+        if todo:
+            fetch = lambda ranges: self._cat_ranges([s for s, _ in ranges], [e for _, e in ranges])  # noqa: E731
+            tables, nodes = h5_btree.read_chunk_tables(todo, fetch, sizeof_addr, self._size)
+            self._tables.update(tables)
+            for addr, data in nodes:
+                i = bisect.bisect_right(self._pinned_starts, addr)
+                self._pinned_starts.insert(i, addr)
+                self._pinned.insert(i, (addr, data))
+        return {ds.name: self._tables[ds.name] for ds in datasets if self._tables.get(ds.name) is not None}
+
+    def fetch(self, starts: list[int], stops: list[int]) -> None:
+        """Fetch the byte ranges concurrently (``cat_ranges``), keep them until :meth:`drop`."""
         todo = [(s, e) for s, e in zip(starts, stops, strict=True) if self._find(s, e) is None]
         if not todo:
             self._refs += 1
             return
         starts, stops = [s for s, _ in todo], [e for _, e in todo]
-        kwargs = {"batch_size": settings.io_concurrency} if getattr(self._fs, "async_impl", False) else {}
-        parts = self._fs.cat_ranges([self._path] * len(starts), starts, stops, **kwargs)
+        parts = self._cat_ranges(starts, stops)
         import bisect
 
         for start, part in zip(starts, parts, strict=True):
-            if isinstance(part, BaseException):
-                raise part
             i = bisect.bisect_right(self._starts, start)
             self._starts.insert(i, start)
             self._parts.insert(i, (start, bytes(part)))
@@ -154,26 +216,23 @@ def dataset_byte_ranges(ds: h5py.Dataset, starts: Any, stops: Any) -> list[tuple
         row = int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize
         end = offset + int(ds.shape[0]) * row
         return [(offset + int(s) * row, min(end, offset + int(e) * row + _SIEVE_BYTES)) for s, e in zip(starts, stops, strict=True)]
-    infos: list[Any] = []
-    ds.id.chunk_iter(infos.append)
-    if not infos:
-        return []
     c0 = int(ds.chunks[0])
-    first = np.array([i.chunk_offset[0] for i in infos], dtype=np.int64) // c0
+    fobj = cached_file_of(ds)
+    table = None if fobj is None else fobj.chunk_tables([ds]).get(ds.name)
+    if table is not None:
+        if not len(table):
+            return []
+        first, addresses, sizes = table.offsets[:, 0] // c0, table.addresses, table.sizes
+    else:
+        infos: list[Any] = []
+        ds.id.chunk_iter(infos.append)
+        if not infos:
+            return []
+        first = np.array([i.chunk_offset[0] for i in infos], dtype=np.int64) // c0
+        addresses = np.array([i.byte_offset for i in infos], dtype=np.int64)
+        sizes = np.array([i.size for i in infos], dtype=np.int64)
     n_units = -(-int(ds.shape[0]) // c0)
-    marks = np.zeros(n_units + 1, np.int64)
-    np.add.at(marks, np.clip(starts // c0, 0, n_units), 1)
-    np.add.at(marks, np.clip((stops - 1) // c0 + 1, 0, n_units), -1)
-    wanted = np.cumsum(marks[:-1]) > 0
-    return [(int(i.byte_offset), int(i.byte_offset) + int(i.size)) for i, u in zip(infos, first, strict=True) if u < n_units and wanted[u]]
-
-
-def coalesce_ranges(ranges: list[tuple[int, int]], gap: int = _RANGE_GAP) -> tuple[list[int], list[int]]:
-    """Sorted ranges merged where at most ``gap`` apart, as (starts, stops)."""
-    out: list[list[int]] = []
-    for s, e in sorted(ranges):
-        if out and s <= out[-1][1] + gap:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return [s for s, _ in out], [e for _, e in out]
+    wanted = wanted_units(starts, stops, c0, n_units)
+    keep = first < n_units
+    keep[keep] = wanted[first[keep]]
+    return [(int(a), int(a) + int(n)) for a, n in zip(addresses[keep].tolist(), sizes[keep].tolist(), strict=True)]

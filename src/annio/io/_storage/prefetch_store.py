@@ -147,6 +147,10 @@ class MetadataPrefetchStore(WrapperStore[Store]):
                 return None if doc is None else prototype.buffer.from_bytes(doc)
         return await self._store.get(key, prototype, byte_range)
 
+    def root_document(self) -> bytes | None:
+        """The root ``zarr.json`` fetched by the probe (None: not fetched yet, or a v2 store)."""
+        return None if self._docs is None else self._docs.get(_V3_META)
+
     async def exists(self, key: str) -> bool:
         if self._docs is not None and key in self._docs:
             return self._docs[key] is not None
@@ -219,6 +223,10 @@ class PrefetchStore(MetadataPrefetchStore):
         if isinstance(byte_range, SuffixByteRequest):
             return data[-byte_range.suffix :] if byte_range.suffix else b""
         return _MISS
+
+    def cached_object(self, key: str, default: Any = None) -> Any:
+        """The whole object ``key`` fetched ahead (None: absent), else ``default``."""
+        return self._objects.get(key, default)
 
     def has_object(self, key: str) -> bool:
         return key in self._objects

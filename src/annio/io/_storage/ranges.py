@@ -1,5 +1,6 @@
 """Index arithmetic for reading ranges of 1-D arrays (pure numpy; :func:`read_merged` reads
-plain slices of a backend array)."""
+plain slices of a backend array), and for planning remote reads: which chunks rows fall in
+(:func:`wanted_units`), byte ranges merged across small gaps (:func:`coalesce`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["runs", "gather_index", "read_merged"]
+__all__ = ["runs", "gather_index", "read_merged", "wanted_units", "coalesce", "MAX_GAP"]
+
+#: Byte ranges of a remote object at most this far apart are fetched as one request.
+MAX_GAP = 64 * 1024
 
 
 def runs(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,3 +48,30 @@ def read_merged(raw: Any, starts: np.ndarray, stops: np.ndarray, gap: int) -> np
     buf_offsets = np.cumsum(g_stops - g_starts) - (g_stops - g_starts)
     local = buf_offsets[group_id] + (starts - g_starts[group_id])
     return buf[gather_index(local, stops - starts)]
+
+
+def wanted_units(starts: np.ndarray, stops: np.ndarray, unit: int, n_units: int) -> np.ndarray:
+    """Mask of the ``n_units`` chunks (``unit`` rows each) holding any row of the ranges
+    ``starts[i]:stops[i]``."""
+    starts, stops = np.atleast_1d(np.asarray(starts, np.int64)), np.atleast_1d(np.asarray(stops, np.int64))
+    keep = stops > starts
+    starts, stops = starts[keep], stops[keep]
+    marks = np.zeros(n_units + 1, dtype=np.int64)
+    if starts.size:
+        np.add.at(marks, np.clip(starts // unit, 0, n_units), 1)
+        np.add.at(marks, np.clip((stops - 1) // unit + 1, 0, n_units), -1)
+    return np.cumsum(marks[:-1]) > 0
+
+
+def coalesce(starts: Any, stops: Any, gap: int = MAX_GAP) -> list[tuple[int, int]]:
+    """Byte ranges, sorted, merged where they overlap or are at most ``gap`` apart."""
+    starts, stops = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
+    order = np.argsort(starts, kind="stable")
+    out: list[tuple[int, int]] = []
+    for s, e in zip(starts[order].tolist(), stops[order].tolist(), strict=True):
+        if out and s <= out[-1][1] + gap:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out

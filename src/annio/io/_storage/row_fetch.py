@@ -26,11 +26,11 @@ import zarr
 from zarr.abc.store import ByteRequest, RangeByteRequest, SuffixByteRequest
 
 from annio.io._storage.prefetch_store import PrefetchStore
+from annio.io._storage.ranges import MAX_GAP, coalesce, wanted_units
 
 __all__ = ["RowFetch", "MAX_GAP", "MAX_INDEXES"]
 
 #: Byte ranges closer than this are fetched as one request.
-MAX_GAP = 64 * 1024
 #: :meth:`RowFetch.fetch` fetches the indexes of every shard of ``index_only`` arrays only
 #: when they have at most this many shards.
 MAX_INDEXES = 512
@@ -100,30 +100,6 @@ def _simple_sharding(meta: Any) -> Any:
     return codec
 
 
-def _wanted_units(starts: np.ndarray, stops: np.ndarray, unit: int, n_units: int) -> np.ndarray:
-    """Mask of the chunks (``unit`` rows each) holding any row of the ranges."""
-    keep = stops > starts
-    starts, stops = starts[keep], stops[keep]
-    marks = np.zeros(n_units + 1, dtype=np.int64)
-    if starts.size:
-        np.add.at(marks, np.clip(starts // unit, 0, n_units), 1)
-        np.add.at(marks, np.clip((stops - 1) // unit + 1, 0, n_units), -1)
-    return np.cumsum(marks[:-1]) > 0
-
-
-def coalesce(starts: np.ndarray, stops: np.ndarray, gap: int = MAX_GAP) -> list[tuple[int, int]]:
-    """Sorted byte ranges merged where they overlap or are at most ``gap`` apart."""
-    order = np.argsort(starts, kind="stable")
-    out: list[tuple[int, int]] = []
-    for s, e in zip(starts[order].tolist(), stops[order].tolist(), strict=True):
-        if out and s <= out[-1][1] + gap:
-            if e > out[-1][1]:
-                out[-1] = (out[-1][0], e)
-        else:
-            out.append((s, e))
-    return out
-
-
 class RowFetch:
     """Collect the rows wanted of zarr arrays in one store, then fetch their bytes.
 
@@ -161,7 +137,7 @@ class RowFetch:
             return [], []
         geo = _Geometry(arr)
         n_units = -(-geo.shape[0] // geo.inner[0])
-        units = _wanted_units(starts, stops, geo.inner[0], n_units)
+        units = wanted_units(starts, stops, geo.inner[0], n_units)
         k = geo.per_shard[0]
         whole: list[str] = []
         partial: list[tuple[_Geometry, str, int]] = []
@@ -218,7 +194,7 @@ class RowFetch:
         table = np.frombuffer(index[: 16 * n], dtype="<u8").reshape(*geo.per_shard, 2)
         k = geo.per_shard[0]
         n_units = -(-geo.shape[0] // geo.inner[0])
-        units = _wanted_units(arr_starts, arr_stops, geo.inner[0], n_units)[g * k : (g + 1) * k]
+        units = wanted_units(arr_starts, arr_stops, geo.inner[0], n_units)[g * k : (g + 1) * k]
         rows = table[: units.size][units].reshape(-1, 2)
         rows = rows[rows[:, 0] != _EMPTY]
         if rows.size == 0:

@@ -185,6 +185,9 @@ def open_zarr_group(zstore: Any, *, where: Any = None, consolidated: bool | None
                     stacklevel=3,
                 )
                 return zarr.open_group(zstore, mode="r", use_consolidated=False), False
+            from annio.io._storage.zarr_tree import attach_remote_tree
+
+            attach_remote_tree(group)  # remote + consolidated v3: elements answered from its metadata
             return group, getattr(group.metadata, "consolidated_metadata", None) is not None
         return zarr.open_group(zstore, mode="r", use_consolidated=False), False
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:

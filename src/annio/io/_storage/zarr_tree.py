@@ -1,4 +1,4 @@
-"""Reading local zarr v3 stores from their consolidated metadata, without a zarr-python
+"""Reading zarr v3 stores (local, or remote and fetched ahead) from their consolidated metadata, without a zarr-python
 object per node.
 
 Opening a consolidated store with zarr-python parses every node's document into metadata
@@ -34,10 +34,11 @@ from annio.errors import FormatError, MissingElementError
 from annio.io._storage import adapter, guards
 from annio.io._storage.attrs import Attributes, KnownAttributes
 
-__all__ = ["open_tree"]
+__all__ = ["open_tree", "attach_remote_tree"]
 
 _VLEN = VLenUTF8()
 _EMPTY = 2**64 - 1
+_MISS = object()
 _NUMERIC = {
     "bool": "|b1", "int8": "|i1", "uint8": "|u1", "int16": "<i2", "uint16": "<u2", "int32": "<i4", "uint32": "<u4",
     "int64": "<i8", "uint64": "<u8", "float16": "<f2", "float32": "<f4", "float64": "<f8",
@@ -47,12 +48,24 @@ _NUMERIC = {
 class _Tree:
     """The parsed consolidated metadata of one store."""
 
-    def __init__(self, store: LocalStore, root_group: zarr.Group, docs: dict[str, dict[str, Any]], children: dict[str, list[str]]) -> None:
+    def __init__(self, store: Any, root_group: zarr.Group, docs: dict[str, dict[str, Any]], children: dict[str, list[str]]) -> None:
         self.store, self.root_group, self.docs, self.children = store, root_group, docs, children
-        self.directory = str(store.root)
+        self.local = type(store) is LocalStore
+        self.directory = str(store.root) if self.local else ""
 
     def zarr_node(self, path: str) -> Any:
         return self.root_group[path] if path else self.root_group
+
+    def object_bytes(self, key: str) -> Any:
+        """The object ``key`` (None: absent); :data:`_MISS` when a remote store has not
+        fetched it ahead (then zarr-python reads it)."""
+        if not self.local:
+            return self.store.cached_object(key, _MISS)
+        try:
+            with open(f"{self.directory}/{key}", "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
 
 
 def _ints(value: Any, minimum: int) -> bool:
@@ -100,6 +113,49 @@ def open_tree(store: Any) -> zarr.Group | None:
         return None
     if not isinstance(root_doc, dict) or root_doc.get("zarr_format") != 3 or root_doc.get("node_type") != "group":
         return None
+    parsed = _parse_tree(root_doc)
+    if parsed is None:
+        return None
+    from zarr.core.group import AsyncGroup, GroupMetadata
+    from zarr.storage import StorePath
+
+    try:
+        meta = GroupMetadata(attributes=root_doc.get("attributes", {}), zarr_format=3)
+    except (TypeError, ValueError):
+        return None
+    group = zarr.Group(AsyncGroup(metadata=meta, store_path=StorePath(store, "")))
+    object.__setattr__(group, "_annio_tree", _Tree(store, group, *parsed))
+    return group
+
+
+def attach_remote_tree(group: zarr.Group) -> None:
+    """Let the adapter answer ``group`` (the root of a remote consolidated zarr v3 store,
+    opened by zarr-python over a :class:`~annio.io._storage.prefetch_store.PrefetchStore`)
+    from its consolidated metadata, as local stores are (:func:`open_tree`): one-chunk
+    arrays fetched ahead are decoded from the prefetched bytes, with no zarr-python array
+    object and no event-loop round trip per element. A no-op for anything else."""
+    from annio.io._storage.prefetch_store import PrefetchStore
+
+    store = group.store
+    if not isinstance(store, PrefetchStore) or group.path.strip("/") or getattr(group.metadata, "consolidated_metadata", None) is None:
+        return
+    doc = store.root_document()
+    if doc is None:
+        return
+    try:
+        root_doc = json.loads(doc)
+    except ValueError:
+        return
+    if not isinstance(root_doc, dict) or root_doc.get("zarr_format") != 3 or root_doc.get("node_type") != "group":
+        return
+    parsed = _parse_tree(root_doc)
+    if parsed is not None:
+        object.__setattr__(group, "_annio_tree", _Tree(store, group, *parsed))
+
+
+def _parse_tree(root_doc: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]] | None:
+    """(documents by path, children by group path) of a root document with inline
+    consolidated metadata this module recognises entirely, else None."""
     consolidated = root_doc.get("consolidated_metadata")
     if not isinstance(consolidated, dict) or consolidated.get("kind") != "inline" or not isinstance(consolidated.get("metadata"), dict):
         return None
@@ -117,16 +173,7 @@ def open_tree(store: Any) -> zarr.Group | None:
         children[parent].append(name)
         if doc["node_type"] == "group":
             children[key] = []
-    from zarr.core.group import AsyncGroup, GroupMetadata
-    from zarr.storage import StorePath
-
-    try:
-        meta = GroupMetadata(attributes=root_doc.get("attributes", {}), zarr_format=3)
-    except (TypeError, ValueError):
-        return None
-    group = zarr.Group(AsyncGroup(metadata=meta, store_path=StorePath(store, "")))
-    object.__setattr__(group, "_annio_tree", _Tree(store, group, docs, children))
-    return group
+    return docs, children
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -305,12 +352,11 @@ class TreeArray(adapter.StorageArray):
     def _read_chunk(self, steps: list[tuple[int, bool]], shape: tuple[int, ...]) -> np.ndarray:
         rel = "c/" + "/".join(["0"] * len(shape)) if shape else "c"
         try:
-            with open(f"{self._tree.directory}/{self._key}/{rel}", "rb") as f:
-                payload: Any = f.read()
-        except FileNotFoundError:
-            payload = None
+            payload: Any = self._tree.object_bytes(f"{self._key}/{rel}")
         except OSError as err:
             raise FormatError(self.path, f"could not read data: {err}") from err
+        if payload is _MISS:
+            return super().read(...)
         try:
             if payload is not None and self._shards is not None:
                 payload = self._inner(payload)

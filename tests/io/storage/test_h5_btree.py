@@ -1,0 +1,101 @@
+"""The HDF5 chunk index read directly (h5_btree) gives the same chunk table as HDF5's own
+``chunk_iter`` for every chunk, in few rounds; layouts it does not handle give None; damaged
+indexes give FormatError naming the dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+from annio.errors import FormatError
+from annio.io._storage import h5_btree
+
+
+def _open_tables(path: Path, names: list[str]) -> tuple[dict[str, Any], list[int], dict[str, int | None]]:
+    data = path.read_bytes()
+    rounds: list[int] = []
+
+    def fetch(ranges: list[tuple[int, int]]) -> list[bytes]:
+        rounds.append(len(ranges))
+        return [data[s:e] for s, e in ranges]
+
+    with h5py.File(path, "r") as f:
+        roots = {n: h5_btree.btree_address(f[n], lambda a, k: data[a : a + k], 8, len(data)) for n in names}
+        items = [(f[n], r) for n, r in roots.items() if r is not None]
+        tables, _ = h5_btree.read_chunk_tables(items, fetch, 8, len(data))
+        for ds, _ in items:
+            infos: list[Any] = []
+            ds.id.chunk_iter(infos.append)
+            table = tables[ds.name]
+            assert len(table) == len(infos) == ds.id.get_num_chunks()
+            for i, info in enumerate(infos):
+                assert tuple(table.offsets[i]) == tuple(info.chunk_offset)
+                assert (table.addresses[i], table.sizes[i], table.filter_masks[i]) == (info.byte_offset, info.size, info.filter_mask)
+    return tables, rounds, roots
+
+
+def test_chunk_tables_equal_hdf5s_for_every_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "a.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("one", data=np.arange(10), chunks=(10,))
+        f.create_dataset("few", data=np.arange(1000), chunks=(100,), compression="gzip")
+        f.create_dataset("many", data=rng.integers(0, 9, 200_000), chunks=(20,), compression="gzip")  # 10,000 chunks: 3 levels
+        f.create_dataset("two_d", data=rng.random((300, 70)), chunks=(7, 9), shuffle=True, compression="lzf")
+        f.create_dataset("never_written", shape=(100,), chunks=(10,), dtype="f4")
+        f.create_dataset("partly_written", shape=(1000,), chunks=(10,), dtype="f4")[5:57] = 1
+        f.create_dataset("ordered_attrs", data=np.arange(5000), chunks=(7,), track_order=True)  # object header v2
+        f["ordered_attrs"].attrs["encoding-type"] = "array"
+    names = ["one", "few", "many", "two_d", "never_written", "partly_written", "ordered_attrs"]
+    tables, rounds, roots = _open_tables(path, names)
+    assert all(r is not None for r in roots.values()), roots
+    assert len(tables["/never_written"]) == 0
+    # one round per tree level, all datasets together: the 10,000-chunk tree is the deepest
+    assert len(rounds) == 3, rounds
+
+
+def test_layouts_not_handled_give_none(tmp_path: Path) -> None:
+    path = tmp_path / "b.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f.create_dataset("latest_chunked", data=np.arange(1000), chunks=(10,), maxshape=(None,))  # extensible array index
+        f.create_dataset("latest_fixed", data=np.arange(1000), chunks=(10,))  # fixed array index
+        f.create_dataset("contiguous", data=np.arange(10))
+        f.create_dataset("scalar", data=1.0)
+    data = path.read_bytes()
+    with h5py.File(path, "r") as f:
+        for name in ("latest_chunked", "latest_fixed", "contiguous", "scalar"):
+            assert h5_btree.btree_address(f[name], lambda a, k: data[a : a + k], 8, len(data)) is None, name
+
+
+def _damaged(tmp_path: Path, damage: Any) -> tuple[Path, bytes]:
+    path = tmp_path / "c.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=np.arange(20_000), chunks=(10,))
+    data = bytearray(path.read_bytes())
+    with h5py.File(path, "r") as f:
+        root = h5_btree.btree_address(f["x"], lambda a, k: bytes(data[a : a + k]), 8, len(data))
+    assert root is not None
+    damage(data, root)
+    return path, bytes(data)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d, root: d.__setitem__(slice(root, root + 4), b"XXXX"),  # signature
+        lambda d, root: d.__setitem__(slice(root + 6, root + 8), (0xFFFF).to_bytes(2, "little")),  # entries used
+        lambda d, root: d.__setitem__(slice(root + 5, root + 6), b"\x07"),  # a level its children do not follow
+        lambda d, root: d.__setitem__(slice(root + 48, root + 56), (2**62).to_bytes(8, "little")),  # child past EOF
+    ],
+    ids=["signature", "entries", "level", "child-address"],
+)
+def test_damaged_index_is_a_format_error_naming_the_dataset(tmp_path: Path, damage: Any) -> None:
+    path, data = _damaged(tmp_path, damage)
+    with h5py.File(tmp_path / "c.h5", "r") as f:  # HDF5 opens it: the damage is in the index only
+        root = h5_btree.btree_address(f["x"], lambda a, k: data[a : a + k], 8, len(data))
+        with pytest.raises(FormatError, match="/x"):
+            h5_btree.read_chunk_tables([(f["x"], root)], lambda rs: [data[s:e] for s, e in rs], 8, len(data))
