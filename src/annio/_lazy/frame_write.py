@@ -58,7 +58,8 @@ def write_frame(group: StorageGroup, frame: Dataset2D, writer: Writer, dataset_k
             if isinstance(backend.dtype, pd.CategoricalDtype):
                 _write_categorical(group, col, variable, backend, remove_unused, dataset_kwargs)  # type: ignore[arg-type]
             else:  # one column in memory (obs/var columns are small next to X)
-                value = Dataset2D(xr.Dataset({col: variable}), columns=[col]).to_memory()[col].array
+                # a RangeIndex given: the default string labels would cost more than the column
+                value = Dataset2D(xr.Dataset({col: variable}), index=pd.RangeIndex(variable.shape[0]), columns=[col]).to_memory()[col].array
                 if type(value) is pd.arrays.NumpyExtensionArray:
                     value = value.to_numpy()
                 writer.write_elem(group, col, value, dataset_kwargs=dataset_kwargs)

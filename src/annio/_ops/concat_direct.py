@@ -59,7 +59,7 @@ class ConcatenatedSparse:
         self.dtype = np.dtype(dtype)
         n_major = sum(self.lengths)
         self.shape = (n_major, self.n_minor) if fmt == "csr" else (self.n_minor, n_major)
-        self.on_block: Callable[[], None] | None = None
+        self.on_block: Callable[[int], None] | None = None  # told the major positions of each block
         self._indptrs = [None if s is None else _whole_indptr(s) for s in self.sources]
         self._blocks = self._plan_blocks()
         offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
@@ -121,7 +121,7 @@ class ConcatenatedSparse:
                 indices = new
             block = cls((data.astype(self.dtype, copy=False), indices, indptr), shape=shape)
         if self.on_block is not None:
-            self.on_block()
+            self.on_block(n)
         return block
 
 
@@ -149,7 +149,7 @@ class ConcatenatedDense:
         self.ndim = len(self.shape)
         self.dtype = np.dtype(dtype)
         self.fill = np.nan if fill is None else fill
-        self.on_block: Callable[[], None] | None = None
+        self.on_block: Callable[[int], None] | None = None  # told the rows of each block
 
     def _part_block(self, i: int, rows: slice) -> np.ndarray:
         n = rows.stop - rows.start
@@ -178,11 +178,17 @@ class ConcatenatedDense:
                     pieces.append(self._part_block(i, slice(int(lo - self.offsets[i]), int(hi - self.offsets[i]))))
             block = np.concatenate(pieces, axis=0) if pieces else np.zeros((0, *self.shape[1:]), dtype=self.dtype)
         if self.on_block is not None:
-            self.on_block()
+            self.on_block(stop - start)
         return block
 
 
 # -- write-only encodings: the ordinary writers, dispatched for the direct objects ----------
+def _write_sparse(group: Any, value: ConcatenatedSparse, dataset_kwargs: Any) -> bool:
+    from annio._ops.concat_write import write_sparse_direct
+
+    return write_sparse_direct(group, value, dataset_kwargs)
+
+
 @register
 class _DirectCSR(CSRMatrix):
     reads = False
@@ -190,6 +196,10 @@ class _DirectCSR(CSRMatrix):
 
     def accepts(self, value: Any) -> bool:
         return value.format == "csr"
+
+    def write_into(self, group: Any, value: Any, writer: Any, dataset_kwargs: Any) -> None:
+        if not _write_sparse(group, value, dataset_kwargs):  # local HDF5: file to file
+            super().write_into(group, value, writer, dataset_kwargs)
 
 
 @register
@@ -199,6 +209,10 @@ class _DirectCSC(CSCMatrix):
 
     def accepts(self, value: Any) -> bool:
         return value.format == "csc"
+
+    def write_into(self, group: Any, value: Any, writer: Any, dataset_kwargs: Any) -> None:
+        if not _write_sparse(group, value, dataset_kwargs):
+            super().write_into(group, value, writer, dataset_kwargs)
 
 
 @register

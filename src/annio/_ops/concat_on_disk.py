@@ -13,82 +13,86 @@ failure leaves neither a partial output nor a damaged existing file.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Collection, Mapping
 from contextlib import ExitStack
 from typing import Any, Literal
 
+# Imported with this module (when ``concat_on_disk`` is first looked up), not in the call:
+# the readers and writers the call needs, and dask, which the lazy concatenation builds on.
+import dask
+import dask.array  # noqa: F401
+import h5py
 import numpy as np
+import zarr
 
-from annio._ops.concat import DEFAULT_JOIN
+from annio._core.scheduler import dask_scheduler
+from annio._lazy import read_lazy
+from annio._ops.concat import DEFAULT_JOIN, _check_axis, concat
+from annio._ops import concat_direct
+from annio._ops.concat_direct import ConcatenatedDense, ConcatenatedSparse
+from annio._ops.concat_elements import is_dask
+from annio.io._files import write_h5ad, write_zarr
+from annio.io._storage.stores import is_h5ad
+from annio.settings import settings
 
 __all__ = ["concat_on_disk"]
 
+_STREAMED = ("layers", "obsm", "varm", "obsp", "varp")
+#: Block bound of a call without ``max_loaded_elems`` (when ``settings.write_block_bytes`` is
+#: larger). Blocks smaller than a medium dataset's arrays keep the peak memory the same for
+#: any larger input; 16 MiB blocks (4 MiB zarr shards of ``data``/``indices``) move data as
+#: fast as larger ones.
+DEFAULT_BLOCK_BYTES = 16 << 20
 
-def _with_progress(adata: Any, progress: Callable[[int, int], None]) -> tuple[Any, int, list[int]]:
-    """Wrap every dask array of ``adata`` so that each computed block reports progress."""
-    from annio._ops.concat_elements import is_dask
 
-    from annio._ops.concat_direct import ConcatenatedDense, ConcatenatedSparse
+def _with_progress(adata: Any, progress: Callable[[int, int], None]) -> tuple[Any, int]:
+    """Make every large array of ``adata`` report its blocks to ``progress(done, total)``.
 
+    Progress counts rows (major positions for sparse matrices): each block tells how many it
+    covered, whatever block boundaries the writer picks, so ``done`` ends exactly at ``total``.
+    A dask block computed twice counts once.
+    """
     total = 0
     done = [0]
-    arrays: list[tuple[Any, str, Any]] = []
-    direct: list[Any] = []
-    for owner, key, value in [(adata, "X", adata.X)] + [
-        (getattr(adata, attr), k, getattr(adata, attr)[k]) for attr in ("layers", "obsm", "varm", "obsp", "varp") for k in list(getattr(adata, attr).keys()) if k is not None
-    ]:
-        if is_dask(value):
-            arrays.append((owner, key, value))
-        elif isinstance(value, ConcatenatedSparse):
-            direct.append(value)
-            total += len(value.chunks[0 if value.format == "csr" else 1])
-        elif isinstance(value, ConcatenatedDense):
-            direct.append(value)
-            total += max(1, len(range(0, value.shape[0], max(1, settings_rows(value)))))
-    total += sum(int(a.npartitions) for _, _, a in arrays)
+    elements = [(adata, "X", adata.X)] + [
+        (getattr(adata, attr), k, getattr(adata, attr)[k]) for attr in _STREAMED for k in list(getattr(adata, attr).keys()) if k is not None
+    ]
 
-    def tick(block: Any = None) -> Any:
-        done[0] += 1
-        progress(min(done[0], total), total)
+    def tick(n: int) -> None:
+        done[0] += int(n)
+        progress(done[0], total)
+
+    for owner, key, value in elements:
+        if isinstance(value, ConcatenatedSparse):
+            total += value.shape[0 if value.format == "csr" else 1]
+            value.on_block = tick
+        elif isinstance(value, ConcatenatedDense):
+            total += value.shape[0]
+            value.on_block = tick
+        elif is_dask(value):
+            total += value.shape[0] * math.prod(len(c) for c in value.chunks[1:]) if value.ndim else 1
+            wrapped = value.map_blocks(_block_counter(tick), dtype=value.dtype, meta=value._meta)
+            if owner is adata:
+                adata.X = wrapped
+            else:
+                owner[key] = wrapped
+    return adata, total
+
+
+def _block_counter(tick: Callable[[int], None]) -> Callable[..., Any]:
+    seen: set[Any] = set()
+
+    def count(block: Any, block_info: Any = None) -> Any:
+        where = None if not block_info else tuple(block_info[None]["chunk-location"])
+        if where is None or where not in seen:
+            if where is not None:
+                seen.add(where)
+            tick(block.shape[0] if getattr(block, "ndim", 0) else 1)
         return block
 
-    for value in direct:
-        value.on_block = tick
-    for owner, key, arr in arrays:
-        wrapped = arr.map_blocks(tick, dtype=arr.dtype, meta=arr._meta)
-        if owner is adata:
-            adata.X = wrapped
-        else:
-            owner[key] = wrapped
-    return adata, total, done
-
-
-def _default_dask_scheduler() -> Any:
-    """dask's default scheduler, named as a function when ``distributed`` was never imported
-    (then no client can exist): a name or no choice makes dask import ``distributed`` to look
-    for one, which costs about a second."""
-    import sys
-    from contextlib import nullcontext
-
-    if "distributed" in sys.modules:
-        return nullcontext()
-    import dask
-    import dask.threaded
-
-    if dask.config.get("scheduler", None) is not None:
-        return nullcontext()
-    return dask.config.set(scheduler=dask.threaded.get)
-
-
-def settings_rows(value: Any) -> int:
-    """Rows per block the dense writer uses for ``value`` (for the progress total)."""
-    import math
-
-    from annio.settings import settings
-
-    row_bytes = np.dtype(value.dtype).itemsize * math.prod(value.shape[1:])
-    return max(1, settings.write_block_bytes // max(1, row_bytes))
+    return count
 
 
 def concat_on_disk(
@@ -122,21 +126,16 @@ def concat_on_disk(
         ``settings.zarr_write_format``, sharded for v3) or an open h5py/zarr group.
     max_loaded_elems
         Bound on the elements held in memory per written block (sets
-        ``settings.write_block_bytes`` to 8 bytes per element for the call).
+        ``settings.write_block_bytes`` to 8 bytes per element for the call). Default:
+        blocks of ``min(settings.write_block_bytes, 16 MiB)``, so the peak memory does not
+        grow with the data.
     axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise
         As for :func:`annio.concat`.
     progress
-        Called as ``progress(done, total)`` after each block of the large arrays is computed.
+        Called as ``progress(done, total)`` after each block of the large arrays (``X``,
+        layers, obsm/varm, obsp/varp) is written; both count rows (major positions of sparse
+        matrices) summed over those arrays, and the last call has ``done == total``.
     """
-    import h5py
-    import zarr
-
-    from annio.io._files import write_h5ad, write_zarr
-    from annio.io._storage.stores import is_h5ad
-    from annio.settings import settings
-    from annio._lazy import read_lazy
-    from annio._ops.concat import concat
-
     if isinstance(in_files, Mapping):
         if keys is not None:
             raise TypeError("Cannot specify categories in both mapping keys and using `keys`. Only specify this once.")
@@ -144,14 +143,17 @@ def concat_on_disk(
     in_files = list(in_files)
     if not in_files:
         raise ValueError("No objects to concatenate.")
-    overrides: dict[str, Any] = {}
-    if max_loaded_elems is not None:
-        if int(max_loaded_elems) < 1:
-            raise ValueError(f"max_loaded_elems must be positive, got {max_loaded_elems!r}")
-        overrides["write_block_bytes"] = max(2**16, int(max_loaded_elems) * 8)
+    if max_loaded_elems is None:
+        overrides = {"write_block_bytes": min(settings.write_block_bytes, DEFAULT_BLOCK_BYTES)}
+    elif int(max_loaded_elems) < 1:
+        raise ValueError(f"max_loaded_elems must be positive, got {max_loaded_elems!r}")
+    else:
+        overrides = {"write_block_bytes": max(2**16, int(max_loaded_elems) * 8)}
     with ExitStack() as stack:
         stack.enter_context(settings.override(**overrides))
-        stack.enter_context(_default_dask_scheduler())
+        scheduler = dask_scheduler()
+        if scheduler:  # the threaded scheduler named: dask looks for no distributed client
+            stack.enter_context(dask.config.set(scheduler))
         lazies = []
         for f in in_files:
             lazy = read_lazy(f)
@@ -163,13 +165,10 @@ def concat_on_disk(
             lazies, axis=axis, join=join, merge=merge, uns_merge=uns_merge, label=label, keys=keys,
             index_unique=index_unique, fill_value=fill_value, pairwise=pairwise,
         )
-        from annio._ops.concat import _check_axis
-        from annio._ops.concat_direct import substitute_direct
-
-        substitute_direct(result, lazies, _check_axis(axis), fill_value)
-        total, done = 0, [0]
+        concat_direct.substitute_direct(result, lazies, _check_axis(axis), fill_value)
+        total = 0
         if progress is not None:
-            result, total, done = _with_progress(result, progress)
+            result, total = _with_progress(result, progress)
         options = {"convert_strings_to_categoricals": False}
         if isinstance(out_file, h5py.Group) or (isinstance(out_file, str | os.PathLike) and is_h5ad(out_file)):
             write_h5ad(out_file, result, **options)
@@ -177,5 +176,5 @@ def concat_on_disk(
             write_zarr(out_file, result, **options)
         else:
             raise TypeError(f"out_file must be a path or an h5py/zarr group, got {type(out_file).__name__}")
-        if progress is not None:
-            progress(total, total)
+        if progress is not None and not total:
+            progress(0, 0)  # nothing was streamed: one call still tells that it is done

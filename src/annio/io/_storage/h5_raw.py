@@ -1,0 +1,227 @@
+"""Byte copies between uncompressed 1-D HDF5 datasets of local files, done by the kernel.
+
+An uncompressed dataset (contiguous, or chunked with every chunk allocated) stores element
+``i`` at a file offset known from its layout, so copying a range of one such dataset into
+another of the same dtype needs no decoding: the bytes move file to file with
+``os.copy_file_range`` (page cache to page cache, never through Python), or ``pread``/``pwrite``
+where the kernel cannot. Targets are created with their chunks allocated up front
+(:func:`preallocated`) and are then only ever written here, never through HDF5, so HDF5's
+caches never hold stale chunks of them; HDF5 still writes their metadata.
+
+Only plain cases qualify (the ``sec2`` driver, no user block, no filters or external
+storage, native little-endian numbers); anything else returns None/False and the caller
+reads and writes through h5py as usual. Part of the storage adapter: encodings never see
+the backend.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import h5py
+import numpy as np
+
+from annio.io._storage.adapter import StorageArray, StorageGroup
+
+__all__ = ["preallocated", "RawTarget"]
+
+_PIECE = 8 << 20  # bytes per pread/pwrite step when copy_file_range is unavailable
+
+
+def _plain_file(f: h5py.File) -> bool:
+    return f.driver == "sec2" and not f.userblock_size and sys.byteorder == "little"
+
+
+def _plain_dataset(ds: Any) -> bool:
+    if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or not _plain_file(ds.file):
+        return False
+    dtype = ds.dtype
+    if dtype.kind not in "biuf" or dtype.byteorder == ">":
+        return False
+    plist = ds.id.get_create_plist()
+    if plist.get_nfilters() or plist.get_external_count():
+        return False
+    return plist.get_layout() in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED)
+
+
+class _Extents:
+    """Where the elements of a plain dataset lie in its file: ``offsets[k]`` is the byte
+    offset of element ``k * step`` (chunk ``k``; one entry for a contiguous dataset)."""
+
+    def __init__(self, ds: h5py.Dataset) -> None:
+        self.itemsize = ds.dtype.itemsize
+        self.length = int(ds.shape[0])
+        if ds.chunks is None:
+            offset = ds.id.get_offset()
+            self.step = max(1, self.length)
+            self.offsets = None if offset is None else np.array([offset], dtype=np.int64)
+            return
+        self.step = int(ds.chunks[0])
+        n_chunks = -(-self.length // self.step)
+        offsets = np.full(n_chunks, -1, dtype=np.int64)
+        full = self.step * self.itemsize
+
+        def visit(info: Any) -> None:
+            k = info.chunk_offset[0] // self.step
+            if info.filter_mask == 0 and info.size == full and 0 <= k < n_chunks:
+                offsets[k] = info.byte_offset
+
+        if n_chunks:
+            ds.id.chunk_iter(visit)
+        self.offsets = None if (offsets < 0).any() else offsets  # unallocated chunks read as fill
+
+    def runs(self, start: int, stop: int) -> list[tuple[int, int]]:
+        """``(file offset, nbytes)`` covering elements ``start:stop``, adjacent runs merged."""
+        assert self.offsets is not None
+        out: list[tuple[int, int]] = []
+        pos = start
+        while pos < stop:
+            k = pos // self.step
+            end = min(stop, (k + 1) * self.step)
+            offset = int(self.offsets[k]) + (pos - k * self.step) * self.itemsize
+            nbytes = (end - pos) * self.itemsize
+            if out and out[-1][0] + out[-1][1] == offset:
+                out[-1] = (out[-1][0], out[-1][1] + nbytes)
+            else:
+                out.append((offset, nbytes))
+            pos = end
+        return out
+
+
+def preallocated(group: StorageGroup, key: str, length: int, dtype: Any, chunk: int) -> RawTarget | None:
+    """A new uncompressed chunked dataset ``key`` of ``length`` elements (resizable, as the
+    streamed writers make them) with all chunks allocated and nothing written, to be filled
+    through the returned :class:`RawTarget`; None when ``group`` is not in a plain local HDF5
+    file (then nothing is created)."""
+    raw = group.raw
+    dtype = np.dtype(dtype)
+    if group.backend != "hdf5" or length <= 0 or dtype.kind not in "biuf" or not _plain_file(raw.file):
+        return None
+    if key in raw:
+        del raw[key]
+    plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    plist.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    ds = raw.create_dataset(
+        key, shape=(length,), dtype=dtype, chunks=(max(1, chunk),), maxshape=(None,), dcpl=plist, fill_time="never", rdcc_nbytes=0
+    )
+    target = RawTarget(ds)
+    if target.extents.offsets is None:  # pragma: no cover - early allocation always allocates
+        del raw[key]
+        return None
+    return target
+
+
+class RawTarget:
+    """A preallocated plain dataset (see :func:`preallocated`) filled by byte copies."""
+
+    def __init__(self, ds: h5py.Dataset) -> None:
+        self.array = StorageArray(ds)
+        self.dtype = ds.dtype
+        self.extents = _Extents(ds)
+        self._fd = os.open(ds.file.filename, os.O_WRONLY)
+        self._sources: dict[tuple[str, str], tuple[int, _Extents | None]] = {}
+        self._buffer = np.empty(0, dtype=self.dtype)
+
+    def close(self) -> None:
+        """Close the file descriptors this target opened."""
+        for fd, _ in self._sources.values():
+            if fd >= 0:
+                os.close(fd)
+        self._sources.clear()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._buffer = np.empty(0, dtype=self.dtype)
+
+    def __enter__(self) -> RawTarget:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _source(self, node: StorageArray) -> tuple[int, _Extents | None]:
+        ds = node.raw
+        key = (ds.file.filename, ds.name)
+        found = self._sources.get(key)
+        if found is None:
+            extents = _Extents(ds) if _plain_dataset(ds) and ds.dtype == self.dtype else None
+            if extents is not None and extents.offsets is None:
+                extents = None
+            found = self._sources[key] = (os.open(ds.file.filename, os.O_RDONLY) if extents is not None else -1, extents)
+        return found
+
+    def copy_from(self, node: StorageArray, start: int, stop: int, at: int) -> bool:
+        """Copy elements ``start:stop`` of ``node`` to positions ``at:`` of the target
+        without reading them into memory; False (nothing copied) when ``node`` is not a plain
+        HDF5 dataset of the target's dtype."""
+        if node.backend != "hdf5" or stop <= start:
+            return stop <= start
+        fd, extents = self._source(node)
+        if extents is None or stop > extents.length:
+            return False
+        sources = extents.runs(start, stop)
+        i, (src_offset, src_left) = 0, sources[0]
+        for dst_offset, dst_left in self.extents.runs(at, at + stop - start):
+            while dst_left:
+                if not src_left:
+                    i += 1
+                    src_offset, src_left = sources[i]
+                n = min(src_left, dst_left)
+                _copy(fd, self._fd, src_offset, dst_offset, n)
+                src_offset, src_left, dst_offset, dst_left = src_offset + n, src_left - n, dst_offset + n, dst_left - n
+        return True
+
+    def read(self, node: StorageArray, start: int, stop: int) -> np.ndarray:
+        """Elements ``start:stop`` of ``node``: straight from the file (one ``preadv`` per
+        run) when it is a plain HDF5 dataset of the target's dtype, else through h5py/zarr.
+        The array returned by a direct read is overwritten by the next one."""
+        fd, extents = self._source(node) if node.backend == "hdf5" else (-1, None)
+        if extents is None or stop > extents.length:
+            return np.asarray(node.read(slice(start, stop)))
+        if self._buffer.size < stop - start:  # reused: fresh pages for every block cost page faults
+            self._buffer = np.empty(stop - start, dtype=self.dtype)
+        out = self._buffer[: stop - start]
+        view = memoryview(out).cast("B")
+        done = 0
+        for offset, nbytes in extents.runs(start, stop):
+            while nbytes:
+                n = os.preadv(fd, [view[done : done + nbytes]], offset)
+                if n <= 0:
+                    raise OSError(f"{node.path}: the file ends before byte {offset + nbytes}")
+                done, offset, nbytes = done + n, offset + n, nbytes - n
+        return out
+
+    def write(self, at: int, values: np.ndarray) -> None:
+        """Write ``values`` (converted to the target's dtype) to positions ``at:``."""
+        data = np.ascontiguousarray(values, dtype=self.dtype).reshape(-1)
+        view = memoryview(data).cast("B")
+        done = 0
+        for offset, nbytes in self.extents.runs(at, at + len(data)):
+            _write_all(self._fd, view[done : done + nbytes], offset)
+            done += nbytes
+
+
+def _write_all(fd: int, view: memoryview, offset: int) -> None:
+    while len(view):
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def _copy(src: int, dst: int, src_offset: int, dst_offset: int, nbytes: int) -> None:
+    while nbytes > 0:
+        try:
+            n = os.copy_file_range(src, dst, nbytes, src_offset, dst_offset)
+        except (OSError, AttributeError):  # another filesystem, an old kernel, no such call
+            n = _copy_through_memory(src, dst, src_offset, dst_offset, nbytes)
+        if n <= 0:
+            raise OSError(f"the source file ends before byte {src_offset + nbytes}")
+        src_offset, dst_offset, nbytes = src_offset + n, dst_offset + n, nbytes - n
+
+
+def _copy_through_memory(src: int, dst: int, src_offset: int, dst_offset: int, nbytes: int) -> int:
+    buffer = os.pread(src, min(nbytes, _PIECE), src_offset)
+    if buffer:
+        _write_all(dst, memoryview(buffer), dst_offset)
+    return len(buffer)
