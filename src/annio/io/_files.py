@@ -27,6 +27,7 @@ from scipy import sparse
 from annio._bridge import as_annio
 from annio.io._encodings.registry import Writer
 from annio.io._storage.adapter import wrap
+from annio.io._storage.gc_pause import gc_paused
 from annio.io._storage.zarr_meta import consolidate
 from annio.io._storage.stores import (
     _local_path,
@@ -91,9 +92,9 @@ def _read_h5ad_parts(filename: Any, storage_options: Mapping[str, Any] | None, k
         opener = h5_remote.open_h5_url_read(filename, storage_options=storage_options, data=data)
     else:
         opener = open_h5_read(filename, storage_options=storage_options)
-    with opener as f:
+    with gc_paused(), opener as f:
         parts = read_root(f, **kwargs)
-    return build_adata(parts)
+        return build_adata(parts)
 
 
 def _read_h5ad_backed(filename: Any, mode: str) -> Any:
@@ -109,7 +110,7 @@ def read_zarr(store: Any, *, storage_options: Mapping[str, Any] | None = None) -
     ``storage_options`` configure URL access (endpoint, credentials, ``anon``)."""
     from annio.io._storage import prefetch
 
-    with zarrs_context(), open_zarr_read(store, storage_options=storage_options) as group:
+    with gc_paused(), zarrs_context(), open_zarr_read(store, storage_options=storage_options) as group:
         with prefetch.prefetching(group, prefetch.plan_tree(group)):  # remote: all objects at once
             return zarr_read_parts(group)
 
@@ -261,7 +262,7 @@ def write_h5ad(
     if is_url(filepath):
         raise NotImplementedError(f"{filepath}: writing h5ad to remote locations is not supported")
     target = _local_path(filepath)
-    with atomic_output(target, directory=False) as tmp:
+    with gc_paused(), atomic_output(target, directory=False) as tmp:
         with h5py.File(tmp, "w") as f:
             _write_root(f, adata, callback, ds_kwargs)
 
@@ -312,7 +313,7 @@ def write_zarr(
         if consolidate_metadata:
             consolidate(group.store, group.path or None)
 
-    with zarrs_context():
+    with gc_paused(), zarrs_context():
         if isinstance(store, zarr.Group):
             write_into(store)
             return

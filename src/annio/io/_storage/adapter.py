@@ -6,10 +6,9 @@ Encodings (``annio.io._encodings``) only ever talk to :class:`StorageGroup` and
 attribute quirks (byte strings, empty ``float64`` arrays), chunking, sharding, compression
 options, scalars and null datasets — is handled here and nowhere else.
 
-Its helpers sit beside it: ``attrs`` (attribute normalisation), ``dtypes`` (string and
-record dtypes), ``h5_chunks`` (parallel gzip, ranged HDF5 direct chunk reads), ``zarr_shards``
-(parallel zstd for local sharded v3), ``zarr_small``/``zarr_tree`` (small arrays written /
-local consolidated stores read without zarr objects), ``opened`` and ``layout``.
+Helpers beside it: ``attrs``, ``dtypes``, ``h5_chunks`` (direct-chunk gzip), ``zarr_shards``
+(direct zstd for local sharded v3), ``zarr_small``/``zarr_tree``/``zarr_v2_read`` (local zarr
+read and written without zarr objects), ``opened`` and ``layout``.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import zarr
 from zarr.dtype import VariableLengthUTF8
 
 from annio.errors import FormatError, MissingElementError
-from annio.io._storage import create, guards, h5_chunks, h5_small, opened, zarr_shards, zarr_small
+from annio.io._storage import create, guards, h5_chunks, h5_small, opened, zarr_shards, zarr_small, zarr_v2_read
 from annio.io._storage.ranges import gather_index, read_merged
 from annio.io._storage.attrs import Attributes, KnownAttributes, attr_to_json, dumps_json
 from annio.io._storage.dtypes import decode_object_array, zdtype
@@ -36,13 +35,11 @@ Backend = Literal["hdf5", "zarr"]
 # dataset_kwargs understood by each backend; anything else is passed through unchanged.
 _ANNIO_KEYS = {"dtype", "indptr_dtype"}  # consumed by encodings, never by a backend
 
-# Errors h5py and zarr raise for damaged files: unreadable bytes (OSError, RuntimeError),
-# metadata that is not JSON (ValueError subclasses) or that is nonsensical (zero chunk sizes
-# end in ZeroDivisionError deep inside zarr). Translated to FormatError at this layer.
+# Errors h5py and zarr raise for damaged files (unreadable bytes, metadata that is not JSON,
+# zero chunk sizes that end in ZeroDivisionError in zarr): FormatError at this layer.
 _BACKEND_ERRORS = (OSError, RuntimeError, ValueError, ZeroDivisionError, TypeError, IndexError)
 
-# read_ranges: read one covering slice when the wanted values fill this share of their span
-_COVER_FRACTION = 0.5
+_COVER_FRACTION = 0.5  # read_ranges: one covering slice when the values fill this share of it
 # read_ranges, HDF5 without gzip: merge ranges separated by fewer bytes than this (HDF5
 # reads exactly the requested bytes, so merging across real gaps only adds work)
 _H5_MERGE_GAP_BYTES = 512
@@ -77,7 +74,6 @@ def wrap(obj: Any) -> StorageGroup | StorageArray:
             node.check_grid()
         return node
     raise TypeError(f"expected an h5py or zarr group/array, got {type(obj).__name__}")
-
 
 # ----------------------------------------------------------------------------- nodes
 class StorageNode:
@@ -213,12 +209,15 @@ class StorageArray(StorageNode):
         if nbytes is not None:
             self.check_size(nbytes)
         try:
+            if selection is Ellipsis and self.backend == "zarr" and (whole := zarr_v2_read.read_all(self.raw)) is not None:
+                return whole
             if self.is_string:
                 return self._read_strings(selection)
             if self.backend == "hdf5" and selection is Ellipsis and self.raw.shape is not None:
                 out = np.empty(self.raw.shape, dtype=self.raw.dtype)
-                if out.size and h5_chunks.can_use_direct_chunks(self.raw):
-                    h5_chunks.read_chunks(self.raw, out)
+                mode = h5_chunks.read_mode(self.raw) if out.size else None
+                if mode is not None:
+                    h5_chunks.read_chunks(self.raw, out, parallel=mode == "parallel")
                 elif out.size:
                     self.raw.read_direct(out)
                 return out

@@ -4,6 +4,7 @@ member whose damaged metadata stops a zarr group from being listed."""
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -23,6 +24,7 @@ def declared_nbytes(shape: tuple[int, ...], dtype: Any) -> int:
     return n * max(1, np.dtype(dtype).itemsize)
 
 
+@functools.cache  # asked once per element read: 20,000 times for a large uns
 def memory_limit() -> int:
     """The largest single read annio allocates: the machine's physical memory."""
     try:

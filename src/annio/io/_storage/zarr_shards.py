@@ -37,10 +37,12 @@ from zarr.storage import LocalStore
 from annio.errors import FormatError
 from annio.settings import settings
 
-__all__ = ["can_write_direct", "write_shards", "write_rows", "create_with_data", "can_read_direct", "read_shards", "read_all"]
+__all__ = ["Layout", "can_write_direct", "write_shards", "write_rows", "create_with_data", "can_read_direct", "read_shards", "read_layout", "read_all"]
 
-#: Below this many bytes (uncompressed) chunks are coded on the calling thread.
-MIN_PARALLEL_BYTES = 1 << 20
+#: Below this many bytes (uncompressed) chunks are coded on the calling thread: a pool's
+#: start-up and hand-offs cost more than they save on a few MiB (and far more on a loaded
+#: machine, where each hand-off waits for a time slice).
+MIN_PARALLEL_BYTES = 4 << 20
 _EMPTY = np.uint64(2**64 - 1)
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -61,6 +63,7 @@ class _Layout:
     # reads a shard's bytes (None: missing); default: the local file. Remote stores whose
     # shards were prefetched (annio.io._storage.prefetch) hand in their cache here.
     source: Callable[[Path], bytes | None] | None = None
+    sharded: bool = True  # False: a plain chunked array, one chunk per file (reads only)
 
     @property
     def per_shard(self) -> tuple[int, ...]:
@@ -95,6 +98,9 @@ class _Layout:
         if any(o >= s for o, s in zip(origin, self.shape, strict=True)):
             return None
         return tuple(slice(o, min(o + c, s)) for o, c, s in zip(origin, self.chunks, self.shape, strict=True))
+
+
+Layout = _Layout
 
 
 def _little_endian(codec: Any, dtype: np.dtype) -> bool:
@@ -413,6 +419,13 @@ def read_shards(arr: zarr.Array, out: np.ndarray) -> None:
         raise ValueError(f"{getattr(arr, 'path', arr)!r} is not eligible for direct shard reads")
     if out.shape != lay.shape:
         raise ValueError(f"{lay.name}: output shape {out.shape} != array shape {lay.shape}")
+    read_layout(lay, out)
+
+
+def read_layout(lay: _Layout, out: np.ndarray) -> None:
+    """Read the whole array ``lay`` describes into ``out`` (see :func:`read_shards`); for a
+    layout that is not ``sharded`` each file holds one chunk. Also used by
+    :mod:`~annio.io._storage.zarr_tree`, which builds layouts from consolidated metadata."""
     decode = _chunk_decoder(lay, out)
 
     with _Runner(out.nbytes) as runner:
@@ -420,6 +433,9 @@ def read_shards(arr: zarr.Array, out: np.ndarray) -> None:
         def start(shard: tuple[int, ...]) -> list[Future]:
             path = lay.shard_path(shard)
             buf = (lay.source or _read_file)(path)
+            if not lay.sharded:
+                origin = tuple(k * s for k, s in zip(shard, lay.shards, strict=True))
+                return [runner.submit(decode, origin, None if buf is None else memoryview(buf), path)]
             origins = lay.inner(shard)
             if buf is None:
                 return [runner.submit(decode, origin, None, path) for origin in origins]
