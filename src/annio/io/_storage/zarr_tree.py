@@ -143,7 +143,7 @@ def attach_remote_tree(group: zarr.Group) -> None:
     if doc is None:
         return
     try:
-        root_doc = json.loads(doc)
+        root_doc = loads_json(doc)
     except ValueError:
         return
     if not isinstance(root_doc, dict) or root_doc.get("zarr_format") != 3 or root_doc.get("node_type") != "group":
