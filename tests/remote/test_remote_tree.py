@@ -69,3 +69,19 @@ def test_remote_v2_root_keeps_zarr_python(published: dict[str, Path], http_serve
     group, _ = open_zarr_group(zarr_store_from_url(http_server.url("remote-tree/v2.zarr")))
     assert not isinstance(adapter.wrap(group), zarr_tree.TreeGroup)
     assert_equal(annio.read_zarr(http_server.url("remote-tree/v2.zarr")), annio.read_zarr(published["v2.zarr"]))
+
+
+def test_remote_tree_arrays_of_several_chunks_equal_zarr_pythons(http_server: Any) -> None:
+    # several chunks (one never written: missing from the store), several shards: the
+    # remote tree must not look for the chunk objects on the local disk
+    root = http_server.root / "remote-tree-chunks.zarr"
+    g = zarr.open_group(root, mode="w", zarr_format=3)
+    g.create_array("chunked", shape=(10,), chunks=(3,), dtype="i2", fill_value=-1)[4:6] = 3
+    g.create_array("sharded", shape=(8, 4), chunks=(2, 2), shards=(4, 4), dtype="f8", fill_value=0.5)[1:3] = 2.0
+    zarr.consolidate_metadata(root)
+    group, _ = open_zarr_group(zarr_store_from_url(http_server.url("remote-tree-chunks.zarr")))
+    tree = adapter.wrap(group)
+    assert isinstance(tree, zarr_tree.TreeGroup)
+    expected = zarr.open_group(root, mode="r")
+    for name in ("chunked", "sharded"):
+        np.testing.assert_array_equal(tree[name].read(), expected[name][...])

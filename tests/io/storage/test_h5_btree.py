@@ -24,9 +24,10 @@ def _open_tables(path: Path, names: list[str]) -> tuple[dict[str, Any], list[int
         return [data[s:e] for s, e in ranges]
 
     with h5py.File(path, "r") as f:
-        roots = {n: h5_btree.btree_address(f[n], lambda a, k: data[a : a + k], 8, len(data)) for n in names}
+        sizeof_addr = f.id.get_create_plist().get_sizes()[0]
+        roots = {n: h5_btree.btree_address(f[n], lambda a, k: data[a : a + k], sizeof_addr, len(data)) for n in names}
         items = [(f[n], r) for n, r in roots.items() if r is not None]
-        tables, _ = h5_btree.read_chunk_tables(items, fetch, 8, len(data))
+        tables, _ = h5_btree.read_chunk_tables(items, fetch, sizeof_addr, len(data))
         for ds, _ in items:
             infos: list[Any] = []
             ds.id.chunk_iter(infos.append)
@@ -69,6 +70,49 @@ def test_layouts_not_handled_give_none(tmp_path: Path) -> None:
     with h5py.File(path, "r") as f:
         for name in ("latest_chunked", "latest_fixed", "contiguous", "scalar"):
             assert h5_btree.btree_address(f[name], lambda a, k: data[a : a + k], 8, len(data)) is None, name
+
+
+def test_datasets_shrunk_to_nothing_have_empty_tables(tmp_path: Path) -> None:
+    # HDF5 keeps the emptied root node (a leaf with no entries) when every chunk is pruned
+    path = tmp_path / "shrunk.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("empty", data=np.arange(100), chunks=(10,), maxshape=(None,)).resize((0,))
+        f.create_dataset("empty_2d", data=np.ones((30, 30)), chunks=(10, 10), maxshape=(None, None)).resize((0, 30))
+        f.create_dataset("shrunk", data=np.arange(100), chunks=(10,), maxshape=(None,)).resize((35,))
+    tables, _, roots = _open_tables(path, ["empty", "empty_2d", "shrunk"])
+    assert all(r is not None for r in roots.values()), roots
+    assert len(tables["/empty"]) == len(tables["/empty_2d"]) == 0
+    assert len(tables["/shrunk"]) == 4
+
+
+def _set_istore_k(fcpl: Any, k: int) -> None:
+    """``H5Pset_istore_k`` (the chunk B-tree's K), which h5py does not wrap, called in the
+    HDF5 library h5py loaded."""
+    import ctypes
+
+    with open("/proc/self/maps") as maps:
+        lib = next(line.split()[-1] for line in maps if "libhdf5" in line and "hdf5_hl" not in line)
+    assert ctypes.CDLL(lib).H5Pset_istore_k(ctypes.c_int64(fcpl.id), ctypes.c_uint(k)) >= 0
+
+
+@pytest.mark.parametrize(("sizes", "k"), [((4, 4), 32), ((4, 8), 8), ((8, 4), 32), ((8, 8), 2), ((8, 8), 64)])
+def test_other_address_sizes_and_node_sizes(tmp_path: Path, sizes: tuple[int, int], k: int) -> None:
+    # files of other writers may use 4-byte addresses / lengths and another chunk B-tree K
+    path = tmp_path / "sizes.h5"
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_sizes(*sizes)
+    _set_istore_k(fcpl, k)
+    with h5py.File(h5py.h5f.create(str(path).encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl)) as f:
+        f.create_dataset("x", data=np.arange(20_000), chunks=(10,), compression="gzip")
+        f.create_dataset("y", data=np.ones((60, 70)), chunks=(7, 9))
+        f.create_dataset("never_written", shape=(100,), chunks=(10,), dtype="f4")
+        f.create_dataset("empty", data=np.arange(100), chunks=(10,), maxshape=(None,)).resize((0,))
+        z = f.create_dataset("continued", data=np.arange(100), chunks=(10,), maxshape=(None,))
+        for i in range(60):  # a version-1 object header with continuation blocks
+            z.attrs[f"a{i}"] = np.arange(30)
+    tables, _, roots = _open_tables(path, ["x", "y", "never_written", "empty", "continued"])
+    assert all(r is not None for r in roots.values()), roots
+    assert [len(tables[f"/{n}"]) for n in ("x", "y", "never_written", "empty", "continued")] == [2000, 72, 0, 0, 10]
 
 
 def _damaged(tmp_path: Path, damage: Any) -> tuple[Path, bytes]:

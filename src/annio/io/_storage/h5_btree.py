@@ -200,6 +200,8 @@ def btree_address(ds: h5py.Dataset, read: Callable[[int, int], bytes], sizeof_ad
         if rank1 != len(g.chunks) + 1 or len(body) < 3 + sizeof_addr + 4 * rank1:
             raise _bad(g.name, "chunked layout message does not match the dataset's rank")
         btree = _uint(body, 3, sizeof_addr)
+        if btree == (1 << (8 * sizeof_addr)) - 1:  # HDF5's undefined address at this file's address size
+            btree = _UNDEFINED
         dims = struct.unpack_from(f"<{rank1}I", body, 3 + sizeof_addr)
         if tuple(dims[:-1]) != g.chunks:
             raise _bad(g.name, f"layout message chunk shape {dims[:-1]} differs from {g.chunks}")
@@ -219,7 +221,8 @@ def _parse_node(buf: bytes, addr: int, g: _Geometry, level: int | None) -> tuple
     node_level, used = buf[5], _uint(buf, 6, 2)
     if level is not None and node_level != level:
         raise _bad(g.name, f"B-tree node at {addr} is at level {node_level}, expected {level}")
-    if node_level > _MAX_LEVEL or used == 0:
+    # only a root may have no entries: HDF5 keeps the emptied root leaf when every chunk is pruned
+    if node_level > _MAX_LEVEL or (used == 0 and level is not None):
         raise _bad(g.name, f"B-tree node at {addr} has level {node_level} and {used} entries")
     return node_level, used, buf
 

@@ -330,6 +330,8 @@ class TreeArray(adapter.StorageArray):
         :func:`~annio.io._storage.zarr_shards.read_layout` decodes (``bytes`` then optionally
         ``zstd``, inside a ``sharding_indexed`` codec or not), read without zarr-python."""
         lay = self.__dict__.get("_lay", False)
+        if lay is False and not self._tree.local:  # read_layout reads chunk files from a local directory
+            lay = self.__dict__["_lay"] = None
         if lay is False:
             lay = self.__dict__["_lay"] = _doc_layout(self._doc, self.path, self.dtype, self._chunks, self._shards, f"{self._tree.directory}/{self._key}")
         return lay
