@@ -237,7 +237,7 @@ class LatencyProxy:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        site = web.SockSite(runner, sock)
+        site = web.SockSite(runner, sock, backlog=1024)  # bursts of hundreds of connections
         await site.start()
         self._ready.set()
         try:

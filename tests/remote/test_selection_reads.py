@@ -149,7 +149,7 @@ def test_h5ad_selection_reads_the_chunk_index_in_few_rounds(tmp_path: Path, http
     # blocks far smaller than the file, as for the large files this is for
     monkeypatch.setattr(remote, "DEFAULT_H5_BLOCK_SIZE", 2**15)
     proxy = latency_proxy(http_server.base_url, rtt=0.2)  # rounds stay apart under load
-    with annio.settings.override(io_concurrency=10_000):
+    with annio.settings.override(io_concurrency=512):
         lazy = read_lazy(f"{proxy.url}/h5index/index.h5ad")
         try:
             proxy.reset()
