@@ -24,7 +24,6 @@ from typing import Any, Literal
 import dask
 import dask.array  # noqa: F401
 import h5py
-import numpy as np
 import zarr
 
 from annio._core.scheduler import dask_scheduler
