@@ -24,6 +24,7 @@ from zarr.dtype import VariableLengthUTF8
 from zarr.storage import LocalStore
 
 from annio.errors import FormatError
+from annio.io._storage.zarr_shards import MIN_PARALLEL_BYTES
 
 __all__ = ["read_all"]
 
@@ -60,6 +61,8 @@ def read_all(arr: Any) -> np.ndarray | None:
         return None
     meta, stored = found
     shape, chunks = tuple(int(s) for s in meta.shape), tuple(int(c) for c in meta.chunks)
+    if stored is not None and math.prod(shape) * stored.itemsize >= MIN_PARALLEL_BYTES:
+        return None  # decoded here on one thread; large arrays go to the parallel pipeline
     out = np.empty(shape, dtype=object if stored is None else stored.newbyteorder("="))
     if not out.size:
         return out
