@@ -77,6 +77,33 @@ def memcpy_bandwidth(nbytes: int) -> float:
     return src.nbytes / _best(lambda: np.copyto(dst, src))
 
 
+def first_touch_rates(nbytes: int, samples: int = 3) -> dict[str, float]:
+    """Bytes per second of writing ``nbytes`` of freshly allocated memory, fresh (a new
+    process each sample, after a pause) and reused (freed and allocated again at once).
+
+    On a virtual machine whose guest returns free pages to the host (Linux free page
+    reporting), fresh memory is backed by the host on first touch, which can cost far more
+    than the kernel's page zeroing: every workload that allocates its output pays it, and
+    the same workload varies with how much recently freed memory its process can reuse.
+    """
+    import subprocess
+    import sys
+
+    code = (
+        f"import numpy as np, time; n = {nbytes} // 4\n"
+        "t = time.perf_counter(); a = np.ones(n, np.float32); f = time.perf_counter() - t; del a\n"
+        "t = time.perf_counter(); a = np.ones(n, np.float32); r = time.perf_counter() - t\n"
+        "print(f, r)"
+    )
+    fresh, reused = [], []
+    for _ in range(samples):
+        time.sleep(3)  # past the guest's reporting delay (2 s in Linux)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+        fresh.append(nbytes / float(out[0]))
+        reused.append(nbytes / float(out[1]))
+    return {"fresh_best": max(fresh), "fresh_worst": min(fresh), "reused_best": max(reused)}
+
+
 def disk_bandwidth(nbytes: int, directory: Path = OUT_DIR) -> dict[str, float]:
     """Write+fsync, read after POSIX_FADV_DONTNEED (may still hit cache) and warm read."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -142,6 +169,7 @@ def measure_limits(quick: bool = False, log: Callable[[str], None] = print) -> d
     scale = 8 if quick else 1
     log("measuring machine limits (memcpy, disk, codecs) ...")
     limits: dict[str, Any] = {"memcpy": memcpy_bandwidth(2**30 // scale), "memcpy_bytes": 2**30 // scale}
+    limits["first_touch"] = first_touch_rates(2**30 // scale)
     limits["disk"] = disk_bandwidth(2 * 2**30 // scale)
     limits["disk_bytes"] = 2 * 2**30 // scale
     limits["codecs"] = {name: codec_throughput(arr) for name, arr in codec_sample(64 * 2**20 // scale).items()}

@@ -102,6 +102,16 @@ def machine_section(info: dict[str, Any], versions: dict[str, str], limits: dict
         f"- disk ({fmt_bytes(limits['disk_bytes'])} file): write+fsync {fmt_rate(disk['write_fsync'])}, "
         f"read after fadvise(DONTNEED) {fmt_rate(disk['read_evicted'])} (may still hit a host cache), "
         f"read from page cache {fmt_rate(disk['read_cached'])}",
+    ]
+    touch = limits.get("first_touch")
+    if touch:
+        lines.append(
+            f"- writing freshly allocated memory ({fmt_bytes(limits['memcpy_bytes'])}): new process "
+            f"{fmt_rate(touch['fresh_worst'])}–{fmt_rate(touch['fresh_best'])}, memory just freed by the "
+            f"same process {fmt_rate(touch['reused_best'])} (a VM that returns free pages to its host "
+            "backs fresh memory on first touch: outputs of a workload cost this on top of the work)"
+        )
+    lines += [
         "",
         "Single-core codec throughput on CSR `data` bytes (1 MiB chunks, uncompressed MB/s):",
         "",
