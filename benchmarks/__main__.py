@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="stop repeating a (workload, lib) after this many timed seconds")
     run.add_argument("--timeout", type=float, default=1800.0, help="kill a measurement after this many seconds")
     run.add_argument("--cold", action="store_true", help="evict inputs from the page cache before each read")
+    run.add_argument("--no-prewarm", dest="prewarm", action="store_false",
+                     help="do not write and free a buffer (4x X) just before each timer (see child.prewarm)")
     run.add_argument("--machine", choices=["full", "quick", "skip"], default=None,
                      help="machine-limit probes (default: quick for tiny, full otherwise)")
     run.add_argument("--verbose", action="store_true", help="tracebacks in benchmarks/out/logs/")
@@ -70,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"no workload matches {args.only}", file=sys.stderr)
         return 2
     repeats = args.repeats or (1 if args.size == "tiny" else 3)
-    opts = Options(args.size, args.libs, repeats, args.budget, args.timeout, args.cold, args.verbose)
+    opts = Options(args.size, args.libs, repeats, args.budget, args.timeout, args.cold, args.verbose, args.prewarm)
     start = time.perf_counter()
     manifest = ensure_data(args.size, print)
     mode = args.machine or ("quick" if args.size == "tiny" else "full")

@@ -152,6 +152,11 @@ def results_markdown(
         f"{libs[0]} is faster than every configuration of its rivals.\n"
     )
     cache = "evicted with posix_fadvise(DONTNEED) before each read (--cold)" if opts.cold else "warm (page cache)"
+    if getattr(opts, "prewarm", False):
+        cache += (
+            "; memory: a buffer of 4x X written and freed just before each timer, so no library's "
+            "output lands in memory the VM handed back to its host (`child.prewarm`)"
+        )
     body = [
         "## Results",
         "",

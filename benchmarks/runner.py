@@ -72,6 +72,7 @@ class Options:
     timeout: float = 1800.0
     cold: bool = False
     verbose: bool = False
+    prewarm: bool = True
 
 
 def ensure_data(size: str, log: Log) -> dict[str, Any]:
@@ -150,7 +151,7 @@ def run_suite(opts: Options, workloads: list[Workload], log: Log = print) -> dic
                 spec = {
                     "lib": lib, "workload": w.name, "data": str(data_dir(opts.size)),
                     "scratch": str(scratch), "manifest": manifest, "cold": opts.cold,
-                    "verbose": opts.verbose,
+                    "verbose": opts.verbose, "prewarm": opts.prewarm,
                 }
                 t0 = time.perf_counter()
                 result = run_child(spec, opts.timeout, logs / f"{lib}-{w.name}-{rep}.log")
