@@ -189,6 +189,7 @@ def warm_library(libname: str) -> None:
     does for anndata: annio imports its own modules on first use, and where bytecode is not
     cached (``PYTHONDONTWRITEBYTECODE``, a fresh checkout) the first workload would otherwise
     pay ~0.2 s compiling them."""
+    import contextlib
     import importlib
     import pkgutil
 
@@ -196,10 +197,8 @@ def warm_library(libname: str) -> None:
     for info in pkgutil.walk_packages(lib.__path__, f"{libname}."):
         if ".tests" in info.name or info.name.endswith("__main__"):
             continue
-        try:
+        with contextlib.suppress(ImportError):  # an optional extra that is not installed
             importlib.import_module(info.name)
-        except Exception:  # noqa: BLE001 - an optional extra that is not installed
-            pass
 
 
 def run(rtts: list[float], only: list[str] | None, libs: list[str], bandwidth: float, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
