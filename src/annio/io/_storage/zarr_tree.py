@@ -177,22 +177,11 @@ def _parse_tree(root_doc: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], di
 
 
 # ----------------------------------------------------------------------------- nodes
-class TreeGroup(adapter.StorageGroup):
-    """A group answered from the consolidated metadata."""
+class _TreeNode:
+    """What group and array nodes of the tree answer alike, from their documents."""
 
-    def __init__(self, tree: _Tree, path: str) -> None:  # no super(): raw is deferred
-        self.backend = "zarr"
-        self._tree, self._key = tree, path
-        self._names = tree.children[path]
-        self._members = set(self._names)
-        self._opened: dict[str, Any] = {}
-
-    @property
-    def raw(self) -> Any:  # type: ignore[override]
-        raw = self.__dict__.get("_raw")
-        if raw is None:
-            raw = self.__dict__["_raw"] = self._tree.zarr_node(self._key)
-        return raw
+    _tree: _Tree
+    _key: str
 
     @property
     def path(self) -> str:
@@ -209,6 +198,24 @@ class TreeGroup(adapter.StorageGroup):
     @property
     def filename(self) -> str:
         return str(self._tree.store)
+
+
+class TreeGroup(_TreeNode, adapter.StorageGroup):
+    """A group answered from the consolidated metadata."""
+
+    def __init__(self, tree: _Tree, path: str) -> None:  # no super(): raw is deferred
+        self.backend = "zarr"
+        self._tree, self._key = tree, path
+        self._names = tree.children[path]
+        self._members = set(self._names)
+        self._opened: dict[str, Any] = {}
+
+    @property
+    def raw(self) -> Any:  # type: ignore[override]
+        raw = self.__dict__.get("_raw")
+        if raw is None:
+            raw = self.__dict__["_raw"] = self._tree.zarr_node(self._key)
+        return raw
 
     def keys(self) -> list[str]:
         return list(self._names)
@@ -240,7 +247,7 @@ class TreeGroup(adapter.StorageGroup):
             raise FormatError(self._child_path(key), f"could not open element: {err}") from err
 
 
-class TreeArray(adapter.StorageArray):
+class TreeArray(_TreeNode, adapter.StorageArray):
     """A numeric or string array answered from the consolidated metadata; one-chunk arrays
     of a plain layout are decoded here, everything else through zarr-python."""
 
@@ -265,22 +272,6 @@ class TreeArray(adapter.StorageArray):
                 raise FormatError(self.path, f"could not open element: {err}") from err
             self.__dict__["_raw"] = raw
         return raw
-
-    @property
-    def path(self) -> str:
-        return "/" + self._key
-
-    @property
-    def zarr_format(self) -> int:
-        return 3
-
-    @property
-    def attrs(self) -> Attributes:
-        return KnownAttributes(self, dict(self._doc.get("attributes", {})))
-
-    @property
-    def filename(self) -> str:
-        return str(self._tree.store)
 
     @property
     def shape(self) -> tuple[int, ...]:
