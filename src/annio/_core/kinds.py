@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-__all__ = ["is_dask", "is_awkward", "DataMapping"]
+__all__ = ["DataMapping", "is_awkward", "is_dask"]
 
 
 def is_dask(obj: Any) -> bool:
@@ -16,7 +16,11 @@ def is_dask(obj: Any) -> bool:
 
 def is_awkward(obj: Any) -> bool:
     """Whether ``obj`` is an awkward (high-level) array, without importing awkward."""
-    return type(obj).__module__.startswith("awkward") and hasattr(obj, "layout") and hasattr(obj, "fields")
+    return (
+        type(obj).__module__.startswith("awkward")
+        and hasattr(obj, "layout")
+        and hasattr(obj, "fields")
+    )
 
 
 class DataMapping(MutableMapping):

@@ -23,8 +23,8 @@ import h5py
 import numpy as np
 
 from annio.errors import FormatError
-from annio.settings import settings
 from annio.io._storage.ranges import split_at_chunks
+from annio.settings import settings
 
 __all__ = ["can_read_ranges", "read_ranges", "read_into"]
 
