@@ -16,6 +16,7 @@ from scipy import sparse
 
 from annio._core.index import Index1D, subset_2d, subset_axis
 from annio._core.shapes import axis_frame, element_shape, infer_dims
+from annio._core.kinds import DataMapping
 from annio._core.views import ElementRef, as_view, copy_element, drop_unused_categories, is_awkward, to_actual
 from annio.errors import ImplicitModificationWarning
 from annio.settings import settings
@@ -37,10 +38,6 @@ __all__ = [
 ]
 
 _DIM_NAMES = ("obs", "var")
-
-
-def _is_dask(x: Any) -> bool:
-    return type(x).__module__.startswith("dask")
 
 
 def _is_supported_array(x: Any) -> bool:
@@ -88,7 +85,7 @@ def coerce_array(value: Any, *, name: str, allow_df: bool = False, allow_array_l
     )
 
 
-class AlignedMapping(MutableMapping):
+class AlignedMapping(DataMapping):
     """Base class: a mapping whose values are aligned to one or two axes of an AnnData."""
 
     attrname: ClassVar[str]
@@ -144,15 +141,6 @@ class AlignedMapping(MutableMapping):
 
     def __delitem__(self, key: Any) -> None:
         del self._data[key]
-
-    def __iter__(self) -> Iterator:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
 
     def __repr__(self) -> str:
         return f"{type(self).__name__} with keys: {', '.join(map(repr, self.keys()))}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy as _copy
 import warnings
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import singledispatch
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from annio._core.kinds import DataMapping, is_awkward, is_dask
 from annio._core.scheduler import dask_scheduler as _scheduler
 from annio.errors import ImplicitModificationWarning
 
@@ -220,7 +221,7 @@ def _make_dataframe_view(df: pd.DataFrame, ref: ElementRef | None) -> DataFrameV
     return view
 
 
-class DictView(MutableMapping):
+class DictView(DataMapping):
     """A read-mostly view of ``uns`` (or a nested dict in it); writing copies the AnnData.
 
     Nested dicts are returned as ``DictView`` and arrays as ``ArrayView``, so modifications at
@@ -253,15 +254,6 @@ class DictView(MutableMapping):
         with view_update(self._view_args) as d:
             del d[key]
 
-    def __iter__(self) -> Iterator:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
     def __repr__(self) -> str:
         return f"DictView({dict(self._data)!r})"
 
@@ -273,11 +265,6 @@ class DictView(MutableMapping):
     def copy(self) -> dict:
         """A deep copy as a plain ``dict``."""
         return _copy.deepcopy(to_actual(self))
-
-
-def is_awkward(obj: Any) -> bool:
-    """Whether ``obj`` is an awkward (high-level) array, without importing awkward."""
-    return type(obj).__module__.startswith("awkward") and hasattr(obj, "layout") and hasattr(obj, "fields")
 
 
 _AWKWARD_VIEW: list[type] = []
@@ -423,7 +410,7 @@ def materialize(obj: Any) -> Any:
     if isinstance(obj, (DictView, dict)):
         data = obj._data if isinstance(obj, DictView) else obj
         return {k: materialize(v) for k, v in data.items()}
-    if type(obj).__module__.startswith("dask") and hasattr(obj, "compute"):
+    if _is_dask(obj):
         return obj.compute(**_scheduler())
     if is_awkward(obj):
         return _materialize_awkward(obj)
@@ -431,7 +418,8 @@ def materialize(obj: Any) -> Any:
 
 
 def _is_dask(obj: Any) -> bool:
-    return type(obj).__module__.startswith("dask") and hasattr(obj, "compute")
+    """A dask object that can be computed."""
+    return is_dask(obj) and hasattr(obj, "compute")
 
 
 def materialize_many(values: list[Any]) -> list[Any]:

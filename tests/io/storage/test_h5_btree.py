@@ -143,3 +143,43 @@ def test_damaged_index_is_a_format_error_naming_the_dataset(tmp_path: Path, dama
         root = h5_btree.btree_address(f["x"], lambda a, k: data[a : a + k], 8, len(data))
         with pytest.raises(FormatError, match="/x"):
             h5_btree.read_chunk_tables([(f["x"], root)], lambda rs: [data[s:e] for s, e in rs], 8, len(data))
+
+
+def test_header_address_from_objno_of_either_long_width() -> None:
+    # H5Gget_objinfo splits the address over two C longs: 32 bits each on Windows
+    address = 5 * 2**32 + 7
+    assert h5_btree._objno_address((7, 5), long_bits=32) == address
+    assert h5_btree._objno_address((address, 0), long_bits=64) == address
+
+
+def test_header_blocks_revisited_is_a_format_error() -> None:
+    g = h5_btree._Geometry("/x", (10,), (10,), 8, 100)
+    blocks = [(0, 8)]
+    walk = h5_btree._header_blocks(lambda a, k: bytes(k), blocks, g)
+    assert next(walk) == bytes(8)
+    blocks.append((40, 8))
+    assert next(walk) == bytes(8)
+    blocks.append((0, 8))  # back to the first block
+    with pytest.raises(FormatError, match="/x.*cycle"):
+        next(walk)
+
+
+def test_cycle_of_continuation_blocks_in_a_file_is_a_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "cycle.h5"
+    with h5py.File(path, "w") as f:
+        z = f.create_dataset("x", data=np.arange(100), chunks=(10,), maxshape=(None,))
+        for i in range(60):  # a version-1 object header with continuation blocks
+            z.attrs[f"a{i}"] = np.arange(30)
+    data = bytearray(path.read_bytes())
+    with h5py.File(path, "r") as f:
+        addr = h5_btree.header_address(f["x"])
+        assert addr is not None and data[addr] == 1
+        size = int.from_bytes(data[addr + 8 : addr + 12], "little")
+        pos = addr + 16
+        while int.from_bytes(data[pos : pos + 2], "little") != 0x0010:  # the first continuation message
+            pos += 8 + int.from_bytes(data[pos + 2 : pos + 4], "little")
+            assert pos < addr + 16 + size
+        data[pos + 8 : pos + 24] = (addr + 16).to_bytes(8, "little") + size.to_bytes(8, "little")  # back to block 0
+        damaged = bytes(data)
+        with pytest.raises(FormatError, match="/x.*cycle"):
+            h5_btree.btree_address(f["x"], lambda a, k: damaged[a : a + k], 8, len(damaged))

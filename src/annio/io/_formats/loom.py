@@ -24,6 +24,7 @@ __all__ = ["read_loom", "write_loom", "open_loom"]
 
 _BLOCK_BYTES = 64 << 20
 _STR = h5py.string_dtype("utf-8")
+_MATRIX_READER = "_annio_read_matrix"  # the keyword open_loom passes its matrix reader to read_loom in
 
 
 def _block_cells(n_genes: int, itemsize: int, chunk: int) -> int:
@@ -128,27 +129,7 @@ def read_loom(
     **kwargs
         Accepted for compatibility with ``loompy.connect`` arguments; ignored.
     """
-    read_matrix = lambda ds, dtype: _read_matrix(ds, sparse, dtype)  # noqa: E731
-    return open_loom(filename, read_matrix, cleanup=cleanup, X_name=X_name, obs_names=obs_names, obsm_names=obsm_names,
-                     var_names=var_names, varm_names=varm_names, dtype=dtype, obsm_mapping=obsm_mapping, varm_mapping=varm_mapping)
-
-
-def open_loom(
-    filename: str | os.PathLike,
-    read_matrix: Any,
-    *,
-    cleanup: bool = False,
-    X_name: str = "spliced",
-    obs_names: str = "CellID",
-    obsm_names: Mapping[str, Iterable[str]] | None = None,
-    var_names: str = "Gene",
-    varm_names: Mapping[str, Iterable[str]] | None = None,
-    dtype: str = "float32",
-    obsm_mapping: Mapping[str, Iterable[str]] = MappingProxyType({}),
-    varm_mapping: Mapping[str, Iterable[str]] = MappingProxyType({}),
-) -> AnnData:
-    """:func:`read_loom` with each matrix made by ``read_matrix(dataset, dtype)`` (in
-    memory, or streamed by :mod:`annio.io._formats.streamed`)."""
+    read_matrix = kwargs.get(_MATRIX_READER) or (lambda ds, dtype: _read_matrix(ds, sparse, dtype))
     obsm_mapping = dict(obsm_names if obsm_names is not None else obsm_mapping)
     varm_mapping = dict(varm_names if varm_names is not None else varm_mapping)
     with h5py.File(filename, "r") as f:
@@ -170,6 +151,12 @@ def open_loom(
             if constant:
                 uns[key] = constant
     return AnnData(X, obs=obs, var=var, uns=uns, obsm=obsm, varm=varm, layers=layers, obsp=obsp, varp=varp)
+
+
+def open_loom(filename: str | os.PathLike, read_matrix: Any, **options: Any) -> AnnData:
+    """:func:`read_loom` (``options`` are its keyword arguments) with each matrix made by
+    ``read_matrix(dataset, dtype)`` (in memory, or streamed by :mod:`annio.io._formats.streamed`)."""
+    return read_loom(filename, **options, **{_MATRIX_READER: read_matrix})
 
 
 # ----------------------------------------------------------------------------- writing

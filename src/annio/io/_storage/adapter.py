@@ -26,7 +26,7 @@ from annio.errors import FormatError, MissingElementError
 from annio.io._storage import create, guards, h5_chunks, h5_pread, h5_small, opened, zarr_ranges, zarr_shards, zarr_small, zarr_v2_read
 from annio.io._storage.ranges import gather_index, read_merged
 from annio.io._storage.attrs import Attributes, KnownAttributes, attr_to_json, dumps_json
-from annio.io._storage.dtypes import decode_object_array, decode_utf8_strings, zdtype
+from annio.io._storage.dtypes import read_strings, zdtype
 
 __all__ = ["StorageNode", "StorageGroup", "StorageArray", "Attributes", "wrap", "is_storage_object", "dumps_json"]
 
@@ -212,7 +212,7 @@ class StorageArray(StorageNode):
             if selection is Ellipsis and self.backend == "zarr" and (whole := zarr_v2_read.read_all(self.raw)) is not None:
                 return whole
             if self.is_string:
-                return self._read_strings(selection)
+                return read_strings(self.raw, selection)
             if self.backend == "hdf5" and selection is Ellipsis and self.raw.shape is not None:
                 out = np.empty(self.raw.shape, dtype=self.raw.dtype)
                 mode = h5_chunks.read_mode(self.raw) if out.size else None
@@ -228,20 +228,6 @@ class StorageArray(StorageNode):
             if isinstance(err, FormatError):
                 raise
             raise FormatError(self.path, f"could not read data: {err}") from err
-
-    def _read_strings(self, selection: Any) -> np.ndarray:
-        if self.backend == "hdf5":
-            if self.raw.dtype.kind == "S" or h5py.check_string_dtype(self.raw.dtype).encoding == "ascii":
-                raw = np.asarray(self.raw[selection])
-                if raw.dtype.kind == "S":
-                    return np.char.decode(raw, "utf-8").astype(object)
-                return decode_object_array(raw)
-            return decode_utf8_strings(self.raw[selection])
-        data = self.raw[selection]
-        if isinstance(data, str):
-            return np.array(data, dtype=object)
-        data = np.asarray(data)
-        return data.astype(object) if data.dtype.kind in "TU" else decode_object_array(data)
 
     def read_ranges(self, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
         """The concatenation of ``self[starts[i]:stops[i]]`` for sorted, non-overlapping

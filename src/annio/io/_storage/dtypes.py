@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import zarr
 
-__all__ = ["zdtype", "decode_object_array", "nominal_itemsize", "as_str_objects", "h5_record_dtype", "zarr_record_dtype"]
+__all__ = ["zdtype", "decode_object_array", "nominal_itemsize", "as_str_objects", "h5_record_dtype", "zarr_record_dtype", "read_strings"]
 
 
 def zdtype(arr: zarr.Array) -> Any:
@@ -53,6 +53,23 @@ def decode_utf8_strings(raw: Any) -> np.ndarray:
         return out
     out.reshape(-1)[:] = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in flat]
     return out
+
+
+def read_strings(raw: Any, selection: Any) -> np.ndarray:
+    """``raw[selection]`` of a string dataset (h5py) or array (zarr) as an ``object`` array of
+    ``str`` (a 0-d one for a scalar); fixed-length byte strings are decoded as UTF-8."""
+    if isinstance(raw, h5py.HLObject):
+        if raw.dtype.kind == "S" or h5py.check_string_dtype(raw.dtype).encoding == "ascii":
+            data = np.asarray(raw[selection])
+            if data.dtype.kind == "S":
+                return np.char.decode(data, "utf-8").astype(object)
+            return decode_object_array(data)
+        return decode_utf8_strings(raw[selection])
+    data = raw[selection]
+    if isinstance(data, str):
+        return np.array(data, dtype=object)
+    data = np.asarray(data)
+    return data.astype(object) if data.dtype.kind in "TU" else decode_object_array(data)
 
 
 def nominal_itemsize(dtype: np.dtype) -> int:

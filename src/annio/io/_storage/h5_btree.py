@@ -23,8 +23,9 @@ naming the dataset.
 
 from __future__ import annotations
 
+import ctypes
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import h5py
@@ -95,6 +96,30 @@ def _uint(buf: bytes, pos: int, size: int) -> int:
 
 
 # ----------------------------------------------------------------------------- object header
+def _continuation(body: bytes, g: _Geometry) -> tuple[int, int]:
+    """``(address, length)`` of the block an object-header continuation message points to."""
+    return _uint(body, 0, g.sizeof_addr), _uint(body, g.sizeof_addr, 8)
+
+
+def _header_blocks(read: Callable[[int, int], bytes], blocks: list[tuple[int, int]], g: _Geometry) -> Iterator[bytes]:
+    """The bytes of each object-header block ``(address, length)`` in ``blocks``, in order.
+
+    The caller appends the block of each continuation message it parses to ``blocks`` while
+    the walk is under way. A block reached twice (continuation messages forming a cycle) or
+    one past the end of the file raises :class:`~annio.errors.FormatError` naming the
+    dataset; the walk ends after ``_MAX_HEADER_BLOCKS + 1`` blocks.
+    """
+    visited: set[int] = set()
+    while blocks and len(visited) <= _MAX_HEADER_BLOCKS:
+        start, length = blocks.pop(0)
+        if start in visited:
+            raise _bad(g.name, f"object header continuation blocks form a cycle (block at {start} reached twice)")
+        visited.add(start)
+        if start + length > g.eof or length > 2**24:
+            raise _bad(g.name, "object header block past the end of the file")
+        yield read(start, length)
+
+
 def _messages_v1(read: Callable[[int, int], bytes], addr: int, g: _Geometry) -> list[tuple[int, bytes]]:
     head = read(addr, 16)
     if len(head) < 16:
@@ -102,13 +127,8 @@ def _messages_v1(read: Callable[[int, int], bytes], addr: int, g: _Geometry) -> 
     nmesgs, size = struct.unpack_from("<H4xI", head, 2)
     blocks = [(addr + 16, size)]
     out: list[tuple[int, bytes]] = []
-    seen = 0
-    while blocks and seen <= _MAX_HEADER_BLOCKS:
-        start, length = blocks.pop(0)
-        seen += 1
-        if start + length > g.eof or length > 2**24:
-            raise _bad(g.name, "object header block past the end of the file")
-        buf, pos = read(start, length), 0
+    for buf in _header_blocks(read, blocks, g):
+        pos = 0
         while pos + 8 <= len(buf) and len(out) < nmesgs:
             mtype, msize = struct.unpack_from("<HH", buf, pos)
             body = buf[pos + 8 : pos + 8 + msize]
@@ -116,7 +136,7 @@ def _messages_v1(read: Callable[[int, int], bytes], addr: int, g: _Geometry) -> 
                 raise _bad(g.name, "object header message runs past its block")
             out.append((mtype, body))
             if mtype == _CONTINUATION:
-                blocks.append((_uint(body, 0, g.sizeof_addr), _uint(body, g.sizeof_addr, 8)))
+                blocks.append(_continuation(body, g))
             pos += 8 + msize
     return out
 
@@ -132,15 +152,9 @@ def _messages_v2(read: Callable[[int, int], bytes], addr: int, g: _Geometry) -> 
     blocks = [(addr + pos + width, size)]  # chunk 0: messages, then a 4-byte checksum
     order = 2 if flags & 0x04 else 0
     out: list[tuple[int, bytes]] = []
-    seen = 0
-    while blocks and seen <= _MAX_HEADER_BLOCKS:
-        start, length = blocks.pop(0)
-        seen += 1
-        if start + length > g.eof or length > 2**24:
-            raise _bad(g.name, "object header block past the end of the file")
-        buf = read(start, length)
+    for index, buf in enumerate(_header_blocks(read, blocks, g)):
         pos, end = 0, len(buf) - 4
-        if seen > 1:
+        if index > 0:
             if buf[:4] != b"OCHK":
                 raise _bad(g.name, "object header continuation block without its signature")
             pos = 4
@@ -151,9 +165,21 @@ def _messages_v2(read: Callable[[int, int], bytes], addr: int, g: _Geometry) -> 
                 raise _bad(g.name, "object header message runs past its block")
             out.append((mtype, body))
             if mtype == _CONTINUATION:
-                blocks.append((_uint(body, 0, g.sizeof_addr), _uint(body, g.sizeof_addr, 8)))
+                blocks.append(_continuation(body, g))
             pos += 4 + order + msize
     return out
+
+
+#: Bits of a C ``unsigned long``, the type of ``H5G_stat_t.objno``: HDF5 stores an object's
+#: address there as its low ``_LONG_BITS`` bits and (where ``long`` is narrower than the
+#: 64-bit ``haddr_t``, as on Windows) the bits above them.
+_LONG_BITS = 8 * ctypes.sizeof(ctypes.c_ulong)
+
+
+def _objno_address(objno: tuple[int, int], long_bits: int = _LONG_BITS) -> int:
+    """The file address ``H5Gget_objinfo`` reports as the two ``unsigned long`` of ``objno``."""
+    low, high = (int(v) for v in objno)
+    return (low | (high << long_bits)) & (2**64 - 1)
 
 
 def header_address(ds: h5py.Dataset) -> int | None:
@@ -163,10 +189,10 @@ def header_address(ds: h5py.Dataset) -> int | None:
     object's index structures, and HDF5 walks the whole chunk B-tree for that — through a
     remote file object one round trip per node, the very walk this module avoids."""
     try:
-        low, high = h5py.h5g.get_objinfo(ds.id).objno
+        objno = h5py.h5g.get_objinfo(ds.id).objno
     except (AttributeError, TypeError, ValueError, RuntimeError, KeyError):  # pragma: no cover - HDF5 without the 1.8 API
         return None
-    return int(low) | (int(high) << 64)
+    return _objno_address(objno)
 
 
 #: Bytes of an object header fetched ahead (a dataset's header with anndata's attributes

@@ -27,7 +27,7 @@ import numpy as np
 from annio.errors import FormatError
 from annio.settings import settings
 from annio.io._storage import h5_pread
-from annio.io._storage.ranges import gather_index
+from annio.io._storage.ranges import gather_index, split_at_chunks
 
 __all__ = ["can_use_direct_chunks", "read_mode", "write_chunks", "read_chunks", "can_read_ranges", "read_ranges"]
 
@@ -269,17 +269,8 @@ def read_ranges(dataset: h5py.Dataset, starts: np.ndarray, stops: np.ndarray) ->
         return h5_pread.read_ranges(dataset, starts, stops)
     chunk = int(dataset.chunks[0])
     chunk_bytes = chunk * dataset.dtype.itemsize
-    lengths = stops - starts
-    out_offsets = np.cumsum(lengths) - lengths
-    out = np.empty(int(lengths.sum()), dtype=dataset.dtype)
-    # split the ranges at chunk boundaries into pieces, sorted by chunk
-    c_first = starts // chunk
-    n_pieces = (stops - 1) // chunk - c_first + 1
-    p_range = np.repeat(np.arange(starts.size), n_pieces)
-    p_chunk = c_first[p_range] + (np.arange(int(n_pieces.sum())) - np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces))
-    p_start = np.maximum(starts[p_range], p_chunk * chunk)
-    p_stop = np.minimum(stops[p_range], (p_chunk + 1) * chunk)
-    p_out = out_offsets[p_range] + (p_start - starts[p_range])
+    out = np.empty(int((stops - starts).sum()), dtype=dataset.dtype)
+    p_chunk, p_start, p_stop, p_out = split_at_chunks(starts, stops, chunk)  # pieces, sorted by chunk
     chunks, first_piece = np.unique(p_chunk, return_index=True)
     threads = settings.resolved_io_threads
     compressed = dataset.compression == "gzip"

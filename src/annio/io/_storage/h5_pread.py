@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 from annio.errors import FormatError
+from annio.io._storage.ranges import split_at_chunks
 from annio.settings import settings
 
 __all__ = ["can_read_ranges", "read_ranges", "read_into"]
@@ -128,14 +129,7 @@ def read_ranges(dataset: h5py.Dataset, starts: np.ndarray, stops: np.ndarray) ->
     out = np.empty(int(lengths.sum()), dtype=dtype)
     if out.size == 0:
         return out
-    # split the ranges at chunk boundaries
-    c_first = starts // chunk
-    n_pieces = (stops - 1) // chunk - c_first + 1
-    p_range = np.repeat(np.arange(starts.size), n_pieces)
-    p_chunk = c_first[p_range] + (np.arange(int(n_pieces.sum())) - np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces))
-    p_start = np.maximum(starts[p_range], p_chunk * chunk)
-    p_stop = np.minimum(stops[p_range], (p_chunk + 1) * chunk)
-    p_out = (np.cumsum(lengths) - lengths)[p_range] + (p_start - starts[p_range])
+    p_chunk, p_start, p_stop, p_out = split_at_chunks(starts, stops, chunk)
     addresses = _chunk_addresses(dataset, -(-n // chunk))
     base = addresses[p_chunk]
     missing = base < 0

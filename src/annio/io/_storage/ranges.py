@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["runs", "gather_index", "read_merged", "wanted_units", "coalesce", "MAX_GAP"]
+__all__ = ["runs", "gather_index", "read_merged", "wanted_units", "split_at_chunks", "coalesce", "MAX_GAP"]
 
 #: Byte ranges of a remote object at most this far apart are fetched as one request.
 MAX_GAP = 64 * 1024
@@ -61,6 +61,27 @@ def wanted_units(starts: np.ndarray, stops: np.ndarray, unit: int, n_units: int)
         np.add.at(marks, np.clip(starts // unit, 0, n_units), 1)
         np.add.at(marks, np.clip((stops - 1) // unit + 1, 0, n_units), -1)
     return np.cumsum(marks[:-1]) > 0
+
+
+def split_at_chunks(starts: np.ndarray, stops: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The sorted, non-overlapping, non-empty row ranges ``starts[i]:stops[i]`` cut at every
+    multiple of ``chunk`` into pieces, each inside one chunk.
+
+    Returns
+    -------
+    ``(chunk_of, piece_starts, piece_stops, out_offsets)``: per piece, in range order, the
+    chunk it lies in, its rows, and where it goes in the concatenation of the ranges.
+    """
+    starts, stops = np.asarray(starts, np.int64), np.asarray(stops, np.int64)
+    lengths = stops - starts
+    c_first = starts // chunk
+    n_pieces = (stops - 1) // chunk - c_first + 1
+    p_range = np.repeat(np.arange(starts.size), n_pieces)
+    p_chunk = c_first[p_range] + (np.arange(int(n_pieces.sum())) - np.repeat(np.cumsum(n_pieces) - n_pieces, n_pieces))
+    p_start = np.maximum(starts[p_range], p_chunk * chunk)
+    p_stop = np.minimum(stops[p_range], (p_chunk + 1) * chunk)
+    p_out = (np.cumsum(lengths) - lengths)[p_range] + (p_start - starts[p_range])
+    return p_chunk, p_start, p_stop, p_out
 
 
 def coalesce(starts: Any, stops: Any, gap: int = MAX_GAP) -> list[tuple[int, int]]:

@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numcodecs import zstd as _zstd
 from zarr.storage import LocalStore
 
 from annio.errors import FormatError
 from annio.io._storage.ranges import gather_index
-from annio.io._storage.zarr_shards import _EMPTY, _Layout, _layout, parse_index_tail, _Runner, _frame_content_size
+from annio.io._storage.zarr_shards import _EMPTY, _Layout, _layout, _Runner, decode_inner, parse_index_tail
 
 __all__ = ["can_read_ranges", "read_ranges"]
 
@@ -152,19 +151,8 @@ def _decode(lay: _Layout, shard: _Shard, k: int, c: int, buf: np.ndarray) -> np.
     payload = os.pread(shard.fd, length, offset)
     if len(payload) != length:
         raise FormatError(lay.name, f"{where}: inner chunk {c} is cut short")
-    nbytes = lay.chunk_nbytes
     target = buf.view(np.uint8)
-    try:
-        if lay.level is None:
-            raw: Any = payload
-        elif _frame_content_size(memoryview(payload)) == nbytes:
-            _zstd.decompress(payload, target)
-            return buf
-        else:
-            raw = _zstd.decompress(payload)
-    except (RuntimeError, ValueError) as err:
-        raise FormatError(lay.name, f"{where}: inner chunk {c} does not decode: {err}") from err
-    if len(raw) != nbytes:
-        raise FormatError(lay.name, f"{where}: inner chunk {c} holds {len(raw)} bytes, expected {nbytes}")
-    target[:] = np.frombuffer(raw, dtype=np.uint8)
+    raw = decode_inner(lay, payload, target, lambda: f"{where}: inner chunk {c}")
+    if raw is not None:
+        target[:] = np.frombuffer(raw, dtype=np.uint8)
     return buf

@@ -37,7 +37,7 @@ from zarr.storage import LocalStore
 from annio.errors import FormatError
 from annio.settings import settings
 
-__all__ = ["Layout", "can_write_direct", "write_shards", "write_rows", "create_with_data", "can_read_direct", "read_shards", "read_layout", "read_all"]
+__all__ = ["Layout", "can_write_direct", "write_shards", "write_rows", "create_with_data", "can_read_direct", "read_shards", "read_layout", "read_all", "decode_inner"]
 
 #: Below this many bytes (uncompressed) chunks are coded on the calling thread: a pool's
 #: start-up and hand-offs cost more than they save on a few MiB (and far more on a loaded
@@ -352,11 +352,32 @@ def _frame_content_size(buf: memoryview) -> int | None:
     return value + 256 if size == 2 else value
 
 
+def decode_inner(lay: _Layout, payload: Any, direct: np.ndarray | None, where: Callable[[], str]) -> Any:
+    """Decode one inner chunk's stored bytes ``payload`` (zstd, or raw when the layout has
+    no compression): straight into the bytes ``direct`` when given and the zstd frame
+    declares the chunk's size (returns None), otherwise returned as bytes (of the chunk's
+    size). A payload that does not decode or has another size raises
+    :class:`~annio.errors.FormatError`; ``where()`` begins its message."""
+    nbytes = lay.chunk_nbytes
+    try:
+        if lay.level is None:
+            raw: Any = payload
+        elif direct is not None and _frame_content_size(memoryview(payload)) == nbytes:
+            _zstd.decompress(payload, direct)
+            return None
+        else:
+            raw = _zstd.decompress(payload)
+    except (RuntimeError, ValueError) as err:
+        raise FormatError(lay.name, f"{where()} does not decode: {err}") from err
+    if len(raw) != nbytes:
+        raise FormatError(lay.name, f"{where()} holds {len(raw)} bytes, expected {nbytes}")
+    return raw
+
+
 def _chunk_decoder(lay: _Layout, out: np.ndarray) -> Callable[[tuple[int, ...], memoryview | None, Path], None]:
     """``decode(origin, payload, path)``: decode one inner chunk into ``out`` (the fill value
     when ``payload`` is None)."""
     count = math.prod(lay.chunks)
-    nbytes = lay.chunk_nbytes
 
     def decode(origin: tuple[int, ...], payload: memoryview | None, path: Path) -> None:
         region = lay.region(origin)
@@ -366,18 +387,10 @@ def _chunk_decoder(lay: _Layout, out: np.ndarray) -> Callable[[tuple[int, ...], 
         if payload is None:
             target[...] = lay.fill
             return
-        try:
-            if lay.level is None:
-                raw: Any = payload
-            elif target.shape == lay.chunks and target.flags.c_contiguous and _frame_content_size(payload) == nbytes:
-                _zstd.decompress(payload, target.reshape(-1).view(np.uint8))  # straight into out
-                return
-            else:
-                raw = _zstd.decompress(payload)
-        except (RuntimeError, ValueError) as err:
-            raise FormatError(lay.name, f"shard {path.relative_to(lay.directory).as_posix()}: inner chunk at {origin} does not decode: {err}") from err
-        if len(raw) != nbytes:
-            raise FormatError(lay.name, f"shard {path.relative_to(lay.directory).as_posix()}: inner chunk at {origin} holds {len(raw)} bytes, expected {nbytes}")
+        direct = target.reshape(-1).view(np.uint8) if target.shape == lay.chunks and target.flags.c_contiguous else None  # straight into out
+        raw = decode_inner(lay, payload, direct, lambda: f"shard {path.relative_to(lay.directory).as_posix()}: inner chunk at {origin}")
+        if raw is None:
+            return
         block = np.frombuffer(raw, dtype=lay.dtype, count=count).reshape(lay.chunks)
         target[...] = block[tuple(slice(0, s.stop - s.start) for s in region)]
 
