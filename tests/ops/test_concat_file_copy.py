@@ -173,3 +173,14 @@ def test_default_blocks_are_bounded_not_the_whole_array(tmp_path, monkeypatch):
     sizes.clear()
     concat_on_disk(parts, tmp_path / "out.h5ad", max_loaded_elems=10**6)  # an explicit bound wins
     assert max(sizes) > 2**16
+
+
+def test_negative_indices_are_refused_on_the_copy_path(tmp_path, copies):
+    # the check reads the indices as unsigned: a negative index must still be caught
+    good = _write(_part(0, 30), tmp_path / "good.h5ad")
+    bad = _write(_part(1, 30), tmp_path / "bad.h5ad")
+    with h5py.File(bad, "r+") as f:
+        f["X/indices"][-1] = -1
+    with pytest.raises(annio.errors.FormatError, match=r"bad|indices.*-1"):
+        concat_on_disk([good, bad], tmp_path / "out.h5ad")
+    assert not (tmp_path / "out.h5ad").exists()

@@ -16,8 +16,11 @@ the backend.
 
 from __future__ import annotations
 
+import mmap
 import os
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import h5py
@@ -173,6 +176,23 @@ class RawTarget:
                 src_offset, src_left, dst_offset, dst_left = src_offset + n, src_left - n, dst_offset + n, dst_left - n
         return True
 
+    def copy_checked(self, node: StorageArray, start: int, stop: int, at: int, check: Callable[[np.ndarray], None]) -> bool:
+        """:meth:`copy_from`, with ``check`` called on the copied values as they lie in the
+        source file (mapped read-only, never copied into Python), in a second thread while
+        the kernel copies; False (nothing copied or checked) where :meth:`copy_from` would
+        refuse. An exception of ``check`` is raised after the copy."""
+        if node.backend != "hdf5" or stop <= start:
+            return stop <= start
+        fd, extents = self._source(node)
+        if extents is None or stop > extents.length:
+            return False
+        checked = _checker().submit(_check_mapped, fd, extents.runs(start, stop), self.dtype, check)
+        try:
+            copied = self.copy_from(node, start, stop, at)
+        finally:
+            checked.result()
+        return copied
+
     def read(self, node: StorageArray, start: int, stop: int) -> np.ndarray:
         """Elements ``start:stop`` of ``node``: straight from the file (one ``preadv`` per
         run) when it is a plain HDF5 dataset of the target's dtype, else through h5py/zarr.
@@ -201,6 +221,33 @@ class RawTarget:
         for offset, nbytes in self.extents.runs(at, at + len(data)):
             _write_all(self._fd, view[done : done + nbytes], offset)
             done += nbytes
+
+
+_CHECKER: list[ThreadPoolExecutor] = []
+
+
+def _checker() -> ThreadPoolExecutor:
+    """The one worker thread the checks of :meth:`RawTarget.copy_checked` run in."""
+    if not _CHECKER:
+        _CHECKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="annio-h5raw-check"))
+    return _CHECKER[0]
+
+
+def _check_mapped(fd: int, runs: list[tuple[int, int]], dtype: np.dtype, check: Callable[[np.ndarray], None]) -> None:
+    """``check`` on each run of ``fd`` (``(file offset, nbytes)``), mapped read-only."""
+    page = mmap.ALLOCATIONGRANULARITY
+    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+    for offset, nbytes in runs:
+        base = offset - offset % page
+        mapped = mmap.mmap(fd, nbytes + offset - base, flags=flags, prot=mmap.PROT_READ, offset=base)
+        failure = None
+        try:
+            check(np.frombuffer(mapped, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset - base))
+        except Exception as exc:  # its traceback holds views of the map: raised without it
+            failure = exc.with_traceback(None)
+        mapped.close()
+        if failure is not None:
+            raise failure
 
 
 def _write_all(fd: int, view: memoryview, offset: int) -> None:
