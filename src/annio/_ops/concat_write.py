@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from annio.errors import FormatError
+from annio._ops.concat_direct import check_indices
 from annio.io._encodings.blocks import report_progress
 from annio.io._storage.adapter import StorageGroup
 from annio.io._storage.h5_raw import preallocated
@@ -93,18 +93,5 @@ def _copy_blocks(value: Any, data: Any, indices: Any) -> np.ndarray:
 
 
 def _index_check(source: Any) -> Any:
-    """A check of blocks of ``source``'s ``indices``: integers in ``[0, n_minor)``, else
-    :class:`~annio.errors.FormatError` naming the element. One pass over the values: as
-    unsigned integers, negative values are larger than any valid index."""
-
-    def check(block: np.ndarray) -> None:
-        if not block.size:
-            return
-        if block.dtype.kind not in "iu":
-            raise FormatError(f"{source.path}/indices", f"expected integers, found dtype {block.dtype}")
-        if int(block.view(f"u{block.dtype.itemsize}").max()) < source.n_minor:
-            return
-        lo, hi = block.min(), block.max()
-        raise FormatError(f"{source.path}/indices", f"values must lie in [0, {source.n_minor}), found {lo}..{hi}")
-
-    return check
+    """The range check of blocks of ``source``'s ``indices`` (see :func:`check_indices`)."""
+    return lambda block: check_indices(source.path, block, source.n_minor)
