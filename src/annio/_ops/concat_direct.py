@@ -33,7 +33,7 @@ from annio.io._encodings.arrays import DenseArray
 from annio.io._encodings.registry import register
 from annio.io._encodings.sparse import CSCMatrix, CSRMatrix
 from annio.io._storage.h5_raw import RawSource
-from annio.io._storage.sparse_read import check_indptr_bounds, read_major_slice
+from annio.io._storage.sparse_read import check_index_range, check_indptr_bounds, read_major_slice
 from annio.settings import settings
 
 __all__ = ["ConcatenatedSparse", "ConcatenatedDense", "direct_element"]
@@ -108,7 +108,7 @@ class ConcatenatedSparse:
         check_indptr_bounds(source.path, bounds[:-1], bounds[1:], source.nnz)
         start, stop = int(bounds[0]), int(bounds[-1])
         data, indices = readers[0].read(start, stop), readers[1].read(start, stop)
-        check_indices(source.path, indices, source.n_minor)
+        check_index_range(source.path, indices, source.n_minor)
         if max(self.n_minor, indices.size) > np.iinfo(np.int32).max:
             indices = indices.astype(np.int64, copy=False)
         elif indices.dtype != np.int32:
@@ -153,19 +153,6 @@ class ConcatenatedSparse:
 def _raw_source(arr: Any) -> RawSource | None:
     opener = getattr(arr, "_with_node", None)  # a lazy source: the stored array it reads
     return opener(RawSource.open) if opener is not None else RawSource.open(arr)
-
-
-def check_indices(path: str, block: np.ndarray, n_minor: int) -> None:
-    """Raise :class:`~annio.errors.FormatError` unless ``block`` holds integers in
-    ``[0, n_minor)``. One pass over the values: as unsigned integers, negative values are
-    larger than any valid index."""
-    if not block.size:
-        return
-    if block.dtype.kind not in "iu":
-        raise FormatError(f"{path}/indices", f"expected integers, found dtype {block.dtype}")
-    if int(block.view(f"u{block.dtype.itemsize}").max()) < n_minor:
-        return
-    raise FormatError(f"{path}/indices", f"values must lie in [0, {n_minor}), found {block.min()}..{block.max()}")
 
 
 def _whole_indptr(source: Any) -> np.ndarray:

@@ -23,11 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from annio._ops.concat_direct import check_indices
 from annio.io._encodings.blocks import report_progress
 from annio.io._storage.adapter import StorageGroup
 from annio.io._storage.h5_raw import preallocated
-from annio.io._storage.sparse_read import check_indptr_bounds
+from annio.io._storage.sparse_read import check_index_range, check_indptr_bounds
 from annio.settings import settings
 
 __all__ = ["write_sparse_direct"]
@@ -93,5 +92,5 @@ def _copy_blocks(value: Any, data: Any, indices: Any) -> np.ndarray:
 
 
 def _index_check(source: Any) -> Any:
-    """The range check of blocks of ``source``'s ``indices`` (see :func:`check_indices`)."""
-    return lambda block: check_indices(source.path, block, source.n_minor)
+    """The range check of blocks of ``source``'s ``indices`` (see :func:`check_index_range`)."""
+    return lambda block: check_index_range(source.path, block, source.n_minor)
