@@ -28,7 +28,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from annio.errors import FormatError
-
 from annio.io._encodings.arrays import DenseArray
 from annio.io._encodings.registry import register
 from annio.io._encodings.sparse import CSCMatrix, CSRMatrix
