@@ -173,3 +173,47 @@ def test_default_blocks_are_bounded_not_the_whole_array(tmp_path, monkeypatch):
     sizes.clear()
     concat_on_disk(parts, tmp_path / "out.h5ad", max_loaded_elems=10**6)  # an explicit bound wins
     assert max(sizes) > 2**16
+
+
+def test_negative_indices_are_refused_on_the_copy_path(tmp_path, copies):
+    # the check reads the indices as unsigned: a negative index must still be caught
+    good = _write(_part(0, 30), tmp_path / "good.h5ad")
+    bad = _write(_part(1, 30), tmp_path / "bad.h5ad")
+    with h5py.File(bad, "r+") as f:
+        f["X/indices"][-1] = -1
+    with pytest.raises(annio.errors.FormatError, match=r"bad|indices.*-1"):
+        concat_on_disk([good, bad], tmp_path / "out.h5ad")
+    assert not (tmp_path / "out.h5ad").exists()
+
+
+def test_out_of_range_indices_are_refused_when_writing_zarr(tmp_path):
+    # the zarr writer reads plain parts with h5_raw.RawSource: the range check still applies
+    good = _write(_part(0, 30), tmp_path / "good.h5ad")
+    bad = _write(_part(1, 30), tmp_path / "bad.h5ad")
+    with h5py.File(bad, "r+") as f:
+        f["X/indices"][5] = -3
+    with annio.settings.override(zarr_write_format=3), pytest.raises(annio.errors.FormatError, match="indices"):
+        concat_on_disk([good, bad], tmp_path / "out.zarr")
+    assert not (tmp_path / "out.zarr").exists()
+
+
+def test_raw_source_reads_plain_read_only_datasets(tmp_path):
+    from annio.io._storage.h5_raw import RawSource, chunk_addresses, plain_dataset
+
+    values = np.arange(1000, dtype=np.int32)
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f.create_dataset("chunked", data=values, chunks=(64,))
+        f.create_dataset("contiguous", data=values)
+        f.create_dataset("gzip", data=values, chunks=(64,), compression="gzip")
+        assert plain_dataset(f["chunked"]) and not plain_dataset(f["chunked"], read_only=True)  # open for writing
+    with h5py.File(tmp_path / "f.h5", "r") as f:
+        assert not plain_dataset(f["gzip"], read_only=True)
+        assert (chunk_addresses(f["chunked"], 16) >= 0).all()
+        for name in ("chunked", "contiguous"):
+            source = RawSource.open(wrap(f[name]))
+            assert source is not None
+            np.testing.assert_array_equal(source.read(60, 700), values[60:700])
+            with pytest.raises(annio.errors.FormatError, match=name):
+                source.read(990, 1010)
+            source.close()
+        assert RawSource.open(wrap(f["gzip"])) is None

@@ -27,10 +27,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from annio.errors import FormatError
 from annio.io._encodings.arrays import DenseArray
 from annio.io._encodings.registry import register
 from annio.io._encodings.sparse import CSCMatrix, CSRMatrix
-from annio.io._storage.sparse_read import read_major_slice
+from annio.io._storage.h5_raw import RawSource
+from annio.io._storage.sparse_read import check_index_range, check_indptr_bounds, read_major_slice
 from annio.settings import settings
 
 __all__ = ["ConcatenatedSparse", "ConcatenatedDense", "direct_element"]
@@ -62,6 +64,7 @@ class ConcatenatedSparse:
         self.on_block: Callable[[int], None] | None = None  # told the major positions of each block
         self._indptrs = [None if s is None else _whole_indptr(s) for s in self.sources]
         self._blocks = self._plan_blocks()
+        self._raw: dict[int, tuple[Any, Any]] = {}  # per part: direct readers of data, indices
         offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
         self._by_start = {int(offsets[p]) + lo: (p, lo, hi) for p, lo, hi in self._blocks}
         sizes = tuple(stop - start for _, start, stop in self._blocks) or (0,)
@@ -90,6 +93,27 @@ class ConcatenatedSparse:
                 start = stop
         return blocks
 
+    def _read(self, part: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(data, indices, indptr)`` of major positions ``lo:hi`` of part ``part``: plain
+        HDF5 datasets straight from the file (chunk offsets listed once per part, not per
+        block), anything else through :func:`read_major_slice`; indices range-checked."""
+        source, whole = self.sources[part], self._indptrs[part]
+        readers = self._raw.get(part)
+        if readers is None:
+            readers = self._raw[part] = (_raw_source(source.data), _raw_source(source.indices))
+        if readers[0] is None or readers[1] is None:
+            return read_major_slice(source, lo, hi, indptr=whole)
+        bounds = whole[lo : hi + 1]
+        check_indptr_bounds(source.path, bounds[:-1], bounds[1:], source.nnz)
+        start, stop = int(bounds[0]), int(bounds[-1])
+        data, indices = readers[0].read(start, stop), readers[1].read(start, stop)
+        check_index_range(source.path, indices, source.n_minor)
+        if max(self.n_minor, indices.size) > np.iinfo(np.int32).max:
+            indices = indices.astype(np.int64, copy=False)
+        elif indices.dtype != np.int32:
+            indices = indices.astype(np.int32)
+        return data, indices, bounds - start
+
     def __getitem__(self, key: Any) -> Any:
         sel = key if self.format == "csr" else key[1]
         start, stop = sel.start or 0, sel.stop
@@ -107,7 +131,7 @@ class ConcatenatedSparse:
         if source is None or n <= 0:
             block = cls(shape, dtype=self.dtype)
         else:
-            data, indices, indptr = read_major_slice(source, lo, hi, indptr=self._indptrs[part])
+            data, indices, indptr = self._read(part, lo, hi)
             mapping = self.maps[part]
             if mapping is not None:
                 new = mapping[indices]
@@ -125,11 +149,14 @@ class ConcatenatedSparse:
         return block
 
 
+def _raw_source(arr: Any) -> RawSource | None:
+    opener = getattr(arr, "_with_node", None)  # a lazy source: the stored array it reads
+    return opener(RawSource.open) if opener is not None else RawSource.open(arr)
+
+
 def _whole_indptr(source: Any) -> np.ndarray:
     indptr = np.asarray(source.indptr.read())
     if indptr.shape != (source.n_major + 1,) or indptr.dtype.kind not in "iu":
-        from annio.errors import FormatError
-
         raise FormatError(f"{source.path}/indptr", f"expected {source.n_major + 1} integers, found {indptr.shape} {indptr.dtype}")
     return indptr.astype(np.int64, copy=False)
 

@@ -5,8 +5,9 @@ Every part's ``data`` and ``indices`` ranges go to their final positions in data
 preallocated for the total number of stored values
 (:func:`annio.io._storage.h5_raw.preallocated`): ``data`` is copied file to file by the
 kernel when the part's dataset is plain (uncompressed, same dtype), else read and converted
-block by block; ``indices`` are always read — in the planned blocks, bounded by the write
-budget — so that their range is checked as on every other path. ``indptr`` is assembled
+block by block; ``indices`` are copied the same way and range-checked as on every other path
+(in the planned blocks, bounded by the write budget): from the mapped source file in a second
+thread while the kernel copies, or, where the part's dataset is not plain, as read. ``indptr`` is assembled
 from the parts' (already read) ``indptr`` arrays. The result is the file the streamed
 writer makes, with the same dtypes and chunking.
 
@@ -22,11 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from annio.errors import FormatError
 from annio.io._encodings.blocks import report_progress
 from annio.io._storage.adapter import StorageGroup
 from annio.io._storage.h5_raw import preallocated
-from annio.io._storage.sparse_read import check_indptr_bounds
+from annio.io._storage.sparse_read import check_index_range, check_indptr_bounds
 from annio.settings import settings
 
 __all__ = ["write_sparse_direct"]
@@ -77,10 +77,12 @@ def _copy_blocks(value: Any, data: Any, indices: Any) -> np.ndarray:
             if stop > start:
                 if not source.data._with_node(lambda node: data.copy_from(node, start, stop, pos)):
                     data.write(pos, source.data._with_node(lambda node: data.read(node, start, stop)))
-                block = source.indices._with_node(lambda node: indices.read(node, start, stop))
-                _check_indices(source, block)
-                indices.write(pos, block)
-                del block
+                check = _index_check(source)
+                if not source.indices._with_node(lambda node: indices.copy_checked(node, start, stop, pos, check)):
+                    block = source.indices._with_node(lambda node: indices.read(node, start, stop))
+                    check(block)
+                    indices.write(pos, block)
+                    del block
             indptr[row0 + 1 : row0 + 1 + hi - lo] = part_indptr[lo + 1 : hi + 1] - start + pos
             pos += stop - start
             report_progress(stop - start)
@@ -89,11 +91,6 @@ def _copy_blocks(value: Any, data: Any, indices: Any) -> np.ndarray:
     return indptr
 
 
-def _check_indices(source: Any, block: np.ndarray) -> None:
-    if not block.size:
-        return
-    if block.dtype.kind not in "iu":
-        raise FormatError(f"{source.path}/indices", f"expected integers, found dtype {block.dtype}")
-    lo, hi = block.min(), block.max()
-    if lo < 0 or hi >= source.n_minor:
-        raise FormatError(f"{source.path}/indices", f"values must lie in [0, {source.n_minor}), found {lo}..{hi}")
+def _index_check(source: Any) -> Any:
+    """The range check of blocks of ``source``'s ``indices`` (see :func:`check_index_range`)."""
+    return lambda block: check_index_range(source.path, block, source.n_minor)

@@ -16,8 +16,12 @@ the backend.
 
 from __future__ import annotations
 
+import mmap
 import os
 import sys
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import h5py
@@ -25,7 +29,7 @@ import numpy as np
 
 from annio.io._storage.adapter import StorageArray, StorageGroup
 
-__all__ = ["preallocated", "RawTarget"]
+__all__ = ["preallocated", "RawTarget", "RawSource", "plain_dataset", "chunk_addresses"]
 
 _PIECE = 8 << 20  # bytes per pread/pwrite step when copy_file_range is unavailable
 
@@ -34,16 +38,49 @@ def _plain_file(f: h5py.File) -> bool:
     return f.driver == "sec2" and not f.userblock_size and sys.byteorder == "little"
 
 
-def _plain_dataset(ds: Any) -> bool:
-    if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or not _plain_file(ds.file):
+def plain_dataset(ds: Any, *, any_ndim: bool = False, read_only: bool = False) -> bool:
+    """Whether ``ds`` stores its values as plain bytes at offsets of a local file: a dataset
+    of a ``sec2`` file without user block, numeric little-endian, no filters or external
+    storage, contiguous or chunked, 1-D (with ``any_ndim``, also N-d contiguous). With
+    ``read_only``, also of a file h5py opened read-only (not SWMR), so nothing can sit
+    unflushed in HDF5's caches (the readers' rule; the writer here owns its targets)."""
+    try:
+        if not isinstance(ds, h5py.Dataset) or not (ds.ndim == 1 or (any_ndim and ds.ndim and ds.chunks is None)):
+            return False
+        f = ds.file
+        if not _plain_file(f) or (read_only and (f.mode != "r" or not isinstance(f.filename, str) or f.swmr_mode)):
+            return False
+        if ds.dtype.kind not in "biuf" or ds.dtype.byteorder not in "=|<":
+            return False
+        plist = ds.id.get_create_plist()
+        if plist.get_nfilters() or plist.get_external_count():
+            return False
+        return plist.get_layout() in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED)
+    except (AttributeError, OSError, RuntimeError, ValueError):
         return False
-    dtype = ds.dtype
-    if dtype.kind not in "biuf" or dtype.byteorder == ">":
-        return False
-    plist = ds.id.get_create_plist()
-    if plist.get_nfilters() or plist.get_external_count():
-        return False
-    return plist.get_layout() in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED)
+
+
+def chunk_addresses(ds: h5py.Dataset, n_chunks: int, *, whole_only: bool = False) -> np.ndarray:
+    """File offset of each of the first ``n_chunks`` chunks along axis 0 of a
+    :func:`plain_dataset` (``-1``: never written; one entry for a contiguous dataset). With
+    ``whole_only``, also ``-1`` for a chunk stored with a filter mask or not at full size."""
+    addresses = np.full(max(0, n_chunks), -1, dtype=np.int64)
+    if ds.chunks is None:
+        offset = ds.id.get_offset()
+        if offset is not None and n_chunks:
+            addresses[0] = int(offset)
+        return addresses
+    step = int(ds.chunks[0])
+    full = ds.dtype.itemsize * int(np.prod(ds.chunks))
+
+    def visit(info: Any) -> None:
+        k = int(info.chunk_offset[0]) // step
+        if 0 <= k < n_chunks and (not whole_only or (info.filter_mask == 0 and info.size == full)):
+            addresses[k] = int(info.byte_offset)
+
+    if n_chunks:
+        ds.id.chunk_iter(visit)
+    return addresses
 
 
 class _Extents:
@@ -53,23 +90,8 @@ class _Extents:
     def __init__(self, ds: h5py.Dataset) -> None:
         self.itemsize = ds.dtype.itemsize
         self.length = int(ds.shape[0])
-        if ds.chunks is None:
-            offset = ds.id.get_offset()
-            self.step = max(1, self.length)
-            self.offsets = None if offset is None else np.array([offset], dtype=np.int64)
-            return
-        self.step = int(ds.chunks[0])
-        n_chunks = -(-self.length // self.step)
-        offsets = np.full(n_chunks, -1, dtype=np.int64)
-        full = self.step * self.itemsize
-
-        def visit(info: Any) -> None:
-            k = info.chunk_offset[0] // self.step
-            if info.filter_mask == 0 and info.size == full and 0 <= k < n_chunks:
-                offsets[k] = info.byte_offset
-
-        if n_chunks:
-            ds.id.chunk_iter(visit)
+        self.step = int(ds.chunks[0]) if ds.chunks is not None else max(1, self.length)
+        offsets = chunk_addresses(ds, -(-self.length // self.step) if ds.chunks is not None else 1, whole_only=True)
         self.offsets = None if (offsets < 0).any() else offsets  # unallocated chunks read as fill
 
     def runs(self, start: int, stop: int) -> list[tuple[int, int]]:
@@ -88,6 +110,50 @@ class _Extents:
                 out.append((offset, nbytes))
             pos = end
         return out
+
+
+class RawSource:
+    """Ranges of a plain 1-D dataset of a file opened read-only, read with ``preadv`` from
+    chunk offsets listed once (``H5Dchunk_iter`` per dataset, not per range)."""
+
+    def __init__(self, ds: h5py.Dataset, extents: _Extents) -> None:
+        self.name, self.dtype, self.extents = ds.name, ds.dtype, extents
+        fd = os.open(ds.file.filename, os.O_RDONLY)
+        self.fd = fd
+        self._closer = weakref.finalize(self, os.close, fd)
+
+    @classmethod
+    def open(cls, node: StorageArray) -> RawSource | None:
+        """A reader of ``node``, or None when it is not a read-only :func:`plain_dataset`
+        with every chunk written."""
+        ds = node.raw if node.backend == "hdf5" else None
+        if ds is None or not plain_dataset(ds, read_only=True):
+            return None
+        extents = _Extents(ds)
+        return None if extents.offsets is None else cls(ds, extents)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Elements ``start:stop`` (a new array)."""
+        out = np.empty(max(0, stop - start), dtype=self.dtype)
+        view = memoryview(out).cast("B")
+        done = 0
+        for offset, nbytes in self.extents.runs(start, min(stop, self.extents.length)):
+            while nbytes:
+                n = os.preadv(self.fd, [view[done : done + nbytes]], offset)
+                if n <= 0:
+                    from annio.errors import FormatError
+
+                    raise FormatError(self.name, f"the file ends before byte {offset + nbytes}")
+                done, offset, nbytes = done + n, offset + n, nbytes - n
+        if done != out.nbytes:
+            from annio.errors import FormatError
+
+            raise FormatError(self.name, f"elements {start}:{stop} lie beyond its length {self.extents.length}")
+        return out
+
+    def close(self) -> None:
+        """Close the file descriptor."""
+        self._closer()
 
 
 def preallocated(group: StorageGroup, key: str, length: int, dtype: Any, chunk: int) -> RawTarget | None:
@@ -146,7 +212,7 @@ class RawTarget:
         key = (ds.file.filename, ds.name)
         found = self._sources.get(key)
         if found is None:
-            extents = _Extents(ds) if _plain_dataset(ds) and ds.dtype == self.dtype else None
+            extents = _Extents(ds) if plain_dataset(ds) and ds.dtype == self.dtype else None
             if extents is not None and extents.offsets is None:
                 extents = None
             found = self._sources[key] = (os.open(ds.file.filename, os.O_RDONLY) if extents is not None else -1, extents)
@@ -172,6 +238,23 @@ class RawTarget:
                 _copy(fd, self._fd, src_offset, dst_offset, n)
                 src_offset, src_left, dst_offset, dst_left = src_offset + n, src_left - n, dst_offset + n, dst_left - n
         return True
+
+    def copy_checked(self, node: StorageArray, start: int, stop: int, at: int, check: Callable[[np.ndarray], None]) -> bool:
+        """:meth:`copy_from`, with ``check`` called on the copied values as they lie in the
+        source file (mapped read-only, never copied into Python), in a second thread while
+        the kernel copies; False (nothing copied or checked) where :meth:`copy_from` would
+        refuse. An exception of ``check`` is raised after the copy."""
+        if node.backend != "hdf5" or stop <= start:
+            return stop <= start
+        fd, extents = self._source(node)
+        if extents is None or stop > extents.length:
+            return False
+        checked = _checker().submit(_check_mapped, fd, extents.runs(start, stop), self.dtype, check)
+        try:
+            copied = self.copy_from(node, start, stop, at)
+        finally:
+            checked.result()
+        return copied
 
     def read(self, node: StorageArray, start: int, stop: int) -> np.ndarray:
         """Elements ``start:stop`` of ``node``: straight from the file (one ``preadv`` per
@@ -201,6 +284,33 @@ class RawTarget:
         for offset, nbytes in self.extents.runs(at, at + len(data)):
             _write_all(self._fd, view[done : done + nbytes], offset)
             done += nbytes
+
+
+_CHECKER: list[ThreadPoolExecutor] = []
+
+
+def _checker() -> ThreadPoolExecutor:
+    """The one worker thread the checks of :meth:`RawTarget.copy_checked` run in."""
+    if not _CHECKER:
+        _CHECKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="annio-h5raw-check"))
+    return _CHECKER[0]
+
+
+def _check_mapped(fd: int, runs: list[tuple[int, int]], dtype: np.dtype, check: Callable[[np.ndarray], None]) -> None:
+    """``check`` on each run of ``fd`` (``(file offset, nbytes)``), mapped read-only."""
+    page = mmap.ALLOCATIONGRANULARITY
+    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+    for offset, nbytes in runs:
+        base = offset - offset % page
+        mapped = mmap.mmap(fd, nbytes + offset - base, flags=flags, prot=mmap.PROT_READ, offset=base)
+        failure = None
+        try:
+            check(np.frombuffer(mapped, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset - base))
+        except Exception as exc:  # its traceback holds views of the map: raised without it
+            failure = exc.with_traceback(None)
+        mapped.close()
+        if failure is not None:
+            raise failure
 
 
 def _write_all(fd: int, view: memoryview, offset: int) -> None:

@@ -24,7 +24,7 @@ from annio.errors import FormatError
 from annio.io._storage.ranges import runs
 from annio.io._storage.adapter import is_storage_object, wrap
 
-__all__ = ["SparseParts", "read_ranges", "runs", "read_major_slice", "read_major_rows", "check_indptr_bounds", "value_ranges", "major_read_plan", "zarr_read_span"]
+__all__ = ["check_index_range", "SparseParts", "read_ranges", "runs", "read_major_slice", "read_major_rows", "check_indptr_bounds", "value_ranges", "major_read_plan", "zarr_read_span"]
 
 
 class Readable(Protocol):  # pragma: no cover - typing only
@@ -201,3 +201,16 @@ def read_major_rows(parts: SparseParts, rows: np.ndarray, *, indptr: np.ndarray 
     data = read_ranges(parts.data, r_lo, r_hi)
     indices = read_ranges(parts.indices, r_lo, r_hi)
     return _finish(parts, data, indices, hi - lo)
+
+
+def check_index_range(path: str, block: np.ndarray, n_minor: int) -> None:
+    """Raise :class:`~annio.errors.FormatError` unless ``block`` holds integers in
+    ``[0, n_minor)``. One pass over the values: as unsigned integers, negative values are
+    larger than any valid index."""
+    if not block.size:
+        return
+    if block.dtype.kind not in "iu":
+        raise FormatError(f"{path}/indices", f"expected integers, found dtype {block.dtype}")
+    if int(block.view(f"u{block.dtype.itemsize}").max()) < n_minor:
+        return
+    raise FormatError(f"{path}/indices", f"values must lie in [0, {n_minor}), found {block.min()}..{block.max()}")
