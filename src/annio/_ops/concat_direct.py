@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from annio._core.kinds import is_dask
 from annio.errors import FormatError
 from annio.io._encodings.arrays import DenseArray
 from annio.io._encodings.registry import register
@@ -252,10 +253,6 @@ class _DirectDense(DenseArray):
 
 
 # -- deciding ----------------------------------------------------------------------------
-def _is_dask(value: Any) -> bool:
-    return type(value).__module__.startswith("dask")
-
-
 def direct_element(
     values: Sequence[Any],
     result: Any,
@@ -268,7 +265,7 @@ def direct_element(
     """The direct replacement of ``result`` (the lazy concatenation of ``values``, one per
     input, ``None`` where missing), or None when the lazy path must write it: any part not
     an unselected stored array of the fitting kind, or a non-zero fill of sparse gaps."""
-    if not _is_dask(result) or result.ndim != 2 or not any(v is not None for v in values):
+    if not is_dask(result) or result.ndim != 2 or not any(v is not None for v in values):
         return None
     origins = [None if v is None else _origin(v) for v in values]
     if any(o is None for o, v in zip(origins, values, strict=True) if v is not None):
@@ -305,7 +302,7 @@ def direct_element(
 def _direct_stacked(values: Sequence[Any], result: Any, lengths: Sequence[int]) -> Any:
     """``obsm``/``varm`` entries present in every part with the same trailing shape: stacked
     along their first axis (dense row blocks, or CSR parts as they are)."""
-    if not _is_dask(result) or any(v is None for v in values):
+    if not is_dask(result) or any(v is None for v in values):
         return None
     origins = [_origin(v) for v in values]
     if any(o is None for o in origins) or len({tuple(v.shape[1:]) for v in values}) != 1:

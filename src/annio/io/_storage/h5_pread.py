@@ -16,6 +16,7 @@ disk. Part of the storage adapter (through :mod:`annio.io._storage.h5_chunks`).
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,7 +27,7 @@ from annio.errors import FormatError
 from annio.io._storage.ranges import split_at_chunks
 from annio.settings import settings
 
-__all__ = ["can_read_ranges", "read_ranges", "read_into"]
+__all__ = ["can_read_ranges", "chunk_addresses", "plain_dataset", "plain_file", "read_into", "read_ranges"]
 
 #: :func:`read_into`: smaller datasets are read by HDF5 (as fast: the gain is in the threads).
 MIN_DIRECT_BYTES = 32 << 20
@@ -46,20 +47,61 @@ def is_local_read_only(dataset: h5py.Dataset) -> bool:
         return False
 
 
+def plain_file(f: h5py.File) -> bool:
+    """Whether ``f``'s data addresses are offsets of one file on disk (``sec2`` driver) read
+    on a little-endian host (HDF5's offsets of a file with a user block include it)."""
+    return f.driver == "sec2" and sys.byteorder == "little"
+
+
+def plain_dataset(ds: Any, *, any_ndim: bool = False, read_only: bool = False) -> bool:
+    """Whether ``ds`` stores its values as plain bytes at offsets of a local file: a dataset
+    of a ``sec2`` file (the writer's: without user block), numeric little-endian, no filters or external
+    storage, contiguous or chunked, 1-D (with ``any_ndim``, also N-d contiguous). With
+    ``read_only``, also of a file h5py opened read-only (not SWMR), so nothing can sit
+    unflushed in HDF5's caches (the readers' rule; the writer here owns its targets)."""
+    try:
+        if not isinstance(ds, h5py.Dataset) or not (ds.ndim == 1 or (any_ndim and ds.ndim and ds.chunks is None)):
+            return False
+        f = ds.file
+        if not plain_file(f) or (not read_only and f.userblock_size) or (read_only and (f.mode != "r" or not isinstance(f.filename, str) or f.swmr_mode)):
+            return False
+        if ds.dtype.kind not in "biuf" or ds.dtype.byteorder not in "=|<":
+            return False
+        plist = ds.id.get_create_plist()
+        if plist.get_nfilters() or plist.get_external_count():
+            return False
+        return plist.get_layout() in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED)
+    except (AttributeError, OSError, RuntimeError, ValueError):
+        return False
+
+
+def chunk_addresses(ds: h5py.Dataset, n_chunks: int, *, whole_only: bool = False) -> np.ndarray:
+    """File offset of each of the first ``n_chunks`` chunks along axis 0 of a
+    :func:`plain_dataset` (``-1``: never written; one entry for a contiguous dataset). With
+    ``whole_only``, also ``-1`` for a chunk stored with a filter mask or not at full size."""
+    addresses = np.full(max(0, n_chunks), -1, dtype=np.int64)
+    if ds.chunks is None:
+        offset = ds.id.get_offset()
+        if offset is not None and n_chunks:
+            addresses[0] = int(offset)
+        return addresses
+    step = int(ds.chunks[0])
+    full = ds.dtype.itemsize * int(np.prod(ds.chunks))
+
+    def visit(info: Any) -> None:
+        k = int(info.chunk_offset[0]) // step
+        if 0 <= k < n_chunks and (not whole_only or (info.filter_mask == 0 and info.size == full)):
+            addresses[k] = int(info.byte_offset)
+
+    if n_chunks:
+        ds.id.chunk_iter(visit)
+    return addresses
+
+
 def can_read_ranges(dataset: h5py.Dataset, *, any_ndim: bool = False) -> bool:
     """Whether :func:`read_ranges` can read ``dataset`` (see the module docstring); with
     ``any_ndim``, whether :func:`read_into` can read it whole (also N-d contiguous)."""
-    try:
-        if not (dataset.ndim == 1 or (any_ndim and dataset.ndim and dataset.chunks is None)):
-            return False
-        if dataset.dtype.kind not in "biuf" or dataset.dtype.byteorder not in "=|<":
-            return False
-        plist = dataset.id.get_create_plist()
-        if plist.get_layout() not in (h5py.h5d.CHUNKED, h5py.h5d.CONTIGUOUS) or plist.get_nfilters() != 0:
-            return False
-    except (AttributeError, OSError, RuntimeError, ValueError):
-        return False
-    return is_local_read_only(dataset)
+    return plain_dataset(dataset, any_ndim=any_ndim, read_only=True)
 
 
 class ChunkReader:
@@ -96,26 +138,6 @@ class ChunkReader:
         os.close(self.fd)
 
 
-def _chunk_addresses(dataset: h5py.Dataset, n_chunks: int) -> np.ndarray:
-    """File offset of each chunk (-1: never written)."""
-    addresses = np.full(n_chunks, -1, dtype=np.int64)
-    dsid = dataset.id
-    if dataset.chunks is None:
-        offset = dsid.get_offset()
-        if offset is not None:
-            addresses[0] = int(offset)
-        return addresses
-    chunk = int(dataset.chunks[0])
-
-    def visit(info: Any) -> None:
-        i = int(info.chunk_offset[0]) // chunk
-        if 0 <= i < n_chunks:
-            addresses[i] = int(info.byte_offset)
-
-    dsid.chunk_iter(visit)
-    return addresses
-
-
 def read_ranges(dataset: h5py.Dataset, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     """The concatenation of ``dataset[starts[i]:stops[i]]`` for sorted, non-overlapping,
     non-empty in-bounds ranges of a dataset :func:`can_read_ranges` accepts."""
@@ -130,7 +152,7 @@ def read_ranges(dataset: h5py.Dataset, starts: np.ndarray, stops: np.ndarray) ->
     if out.size == 0:
         return out
     p_chunk, p_start, p_stop, p_out = split_at_chunks(starts, stops, chunk)
-    addresses = _chunk_addresses(dataset, -(-n // chunk))
+    addresses = chunk_addresses(dataset, -(-n // chunk))
     base = addresses[p_chunk]
     missing = base < 0
     if missing.any():
@@ -174,7 +196,7 @@ def read_into(dataset: h5py.Dataset, out: np.ndarray) -> None:
     flat = out.reshape(-1)
     row = flat.size // n if n else 0
     chunk = int(dataset.chunks[0]) if dataset.chunks is not None else max(1, n)
-    addresses = _chunk_addresses(dataset, -(-n // chunk))
+    addresses = chunk_addresses(dataset, -(-n // chunk))
     nbytes = chunk * row * out.dtype.itemsize
     # (file offset, output offset, length) of the stored spans, adjacent chunks merged
     spans: list[list[int]] = []

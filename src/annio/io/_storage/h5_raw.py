@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import sys
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,59 +27,11 @@ import h5py
 import numpy as np
 
 from annio.io._storage.adapter import StorageArray, StorageGroup
+from annio.io._storage.h5_pread import chunk_addresses, plain_dataset, plain_file
 
 __all__ = ["preallocated", "RawTarget", "RawSource", "plain_dataset", "chunk_addresses"]
 
 _PIECE = 8 << 20  # bytes per pread/pwrite step when copy_file_range is unavailable
-
-
-def _plain_file(f: h5py.File) -> bool:
-    return f.driver == "sec2" and not f.userblock_size and sys.byteorder == "little"
-
-
-def plain_dataset(ds: Any, *, any_ndim: bool = False, read_only: bool = False) -> bool:
-    """Whether ``ds`` stores its values as plain bytes at offsets of a local file: a dataset
-    of a ``sec2`` file without user block, numeric little-endian, no filters or external
-    storage, contiguous or chunked, 1-D (with ``any_ndim``, also N-d contiguous). With
-    ``read_only``, also of a file h5py opened read-only (not SWMR), so nothing can sit
-    unflushed in HDF5's caches (the readers' rule; the writer here owns its targets)."""
-    try:
-        if not isinstance(ds, h5py.Dataset) or not (ds.ndim == 1 or (any_ndim and ds.ndim and ds.chunks is None)):
-            return False
-        f = ds.file
-        if not _plain_file(f) or (read_only and (f.mode != "r" or not isinstance(f.filename, str) or f.swmr_mode)):
-            return False
-        if ds.dtype.kind not in "biuf" or ds.dtype.byteorder not in "=|<":
-            return False
-        plist = ds.id.get_create_plist()
-        if plist.get_nfilters() or plist.get_external_count():
-            return False
-        return plist.get_layout() in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED)
-    except (AttributeError, OSError, RuntimeError, ValueError):
-        return False
-
-
-def chunk_addresses(ds: h5py.Dataset, n_chunks: int, *, whole_only: bool = False) -> np.ndarray:
-    """File offset of each of the first ``n_chunks`` chunks along axis 0 of a
-    :func:`plain_dataset` (``-1``: never written; one entry for a contiguous dataset). With
-    ``whole_only``, also ``-1`` for a chunk stored with a filter mask or not at full size."""
-    addresses = np.full(max(0, n_chunks), -1, dtype=np.int64)
-    if ds.chunks is None:
-        offset = ds.id.get_offset()
-        if offset is not None and n_chunks:
-            addresses[0] = int(offset)
-        return addresses
-    step = int(ds.chunks[0])
-    full = ds.dtype.itemsize * int(np.prod(ds.chunks))
-
-    def visit(info: Any) -> None:
-        k = int(info.chunk_offset[0]) // step
-        if 0 <= k < n_chunks and (not whole_only or (info.filter_mask == 0 and info.size == full)):
-            addresses[k] = int(info.byte_offset)
-
-    if n_chunks:
-        ds.id.chunk_iter(visit)
-    return addresses
 
 
 class _Extents:
@@ -163,7 +114,7 @@ def preallocated(group: StorageGroup, key: str, length: int, dtype: Any, chunk: 
     file (then nothing is created)."""
     raw = group.raw
     dtype = np.dtype(dtype)
-    if group.backend != "hdf5" or length <= 0 or dtype.kind not in "biuf" or not _plain_file(raw.file):
+    if group.backend != "hdf5" or length <= 0 or dtype.kind not in "biuf" or not plain_file(raw.file) or raw.file.userblock_size:
         return None
     if key in raw:
         del raw[key]
