@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=1800.0, help="kill a measurement after this many seconds")
     run.add_argument("--cold", action="store_true", help="evict inputs from the page cache before each read")
     run.add_argument("--no-prewarm", dest="prewarm", action="store_false",
-                     help="do not write and free a buffer (4x X) just before each timer (see child.prewarm)")
+                     help="do not write and free a buffer (4x X) before the timer of throughput workloads (child.prewarm)")
     run.add_argument("--machine", choices=["full", "quick", "skip"], default=None,
                      help="machine-limit probes (default: quick for tiny, full otherwise)")
     run.add_argument("--verbose", action="store_true", help="tracebacks in benchmarks/out/logs/")

@@ -154,7 +154,8 @@ def results_markdown(
     cache = "evicted with posix_fadvise(DONTNEED) before each read (--cold)" if opts.cold else "warm (page cache)"
     if getattr(opts, "prewarm", False):
         cache += (
-            "; memory: a buffer of 4x X written and freed just before each timer, so no library's "
+            "; memory: a buffer of 4x X written and freed just before the timer of each workload that "
+            "processes all of X, so no library's "
             "output lands in memory the VM handed back to its host (`child.prewarm`)"
         )
     body = [
