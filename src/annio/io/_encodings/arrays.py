@@ -83,8 +83,7 @@ class StringArray(ArrayEncoding):
     def read(self, node: StorageArray, reader: Reader) -> np.ndarray:
         if not node.is_string:
             raise FormatError(node.path, f"string-array holds non-string data of dtype {node.dtype}")
-        fast = _read_h5_utf8(node)
-        return node.read() if fast is None else fast
+        return node.read()
 
     def read_lazy(self, node: StorageArray, reader: Reader, *, chunks: Any = None, **kwargs: Any) -> Any:
         """A dask array of ``str`` objects; 0-d: eager."""
@@ -93,31 +92,6 @@ class StringArray(ArrayEncoding):
         if not node.is_string:
             raise FormatError(node.path, f"string-array holds non-string data of dtype {node.dtype}")
         return lazy_builder("dense_array")(node, chunks)
-
-
-_STRING_DTYPE = np.dtypes.StringDType() if hasattr(np.dtypes, "StringDType") else None
-
-
-def _read_h5_utf8(node: StorageArray) -> np.ndarray | None:
-    """A whole 1-d+ HDF5 dataset of variable-length UTF-8 strings as an object array of
-    ``str``, converted by h5py into numpy's ``StringDType`` (in C, no ``bytes`` object per
-    element): about 15% less CPU than h5py's ``bytes`` objects decoded in one join (obs/var
-    indexes of lazily opened files). None when this path does not apply (other backends,
-    fixed-length or ASCII strings, an h5py or numpy without ``StringDType`` support); the
-    caller then reads through the storage adapter."""
-    if _STRING_DTYPE is None or node.backend != "hdf5" or not node.shape or not node.dtype_is_vlen:
-        return None
-    info = h5py.check_string_dtype(node.raw.dtype)
-    if info is None or info.encoding != "utf-8":
-        return None
-    node.check_size()
-    try:
-        values = node.raw.astype(_STRING_DTYPE)[...]
-    except (TypeError, ValueError):  # h5py < 3.14 cannot convert to StringDType
-        return None
-    except UnicodeDecodeError as err:
-        raise FormatError(node.path, f"could not read data: {err}") from err
-    return values.astype(object)
 
 
 @register

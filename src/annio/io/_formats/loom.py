@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -24,7 +25,6 @@ __all__ = ["read_loom", "write_loom", "open_loom"]
 
 _BLOCK_BYTES = 64 << 20
 _STR = h5py.string_dtype("utf-8")
-_MATRIX_READER = "_annio_read_matrix"  # the keyword open_loom passes its matrix reader to read_loom in
 
 
 def _block_cells(n_genes: int, itemsize: int, chunk: int) -> int:
@@ -129,7 +129,36 @@ def read_loom(
     **kwargs
         Accepted for compatibility with ``loompy.connect`` arguments; ignored.
     """
-    read_matrix = kwargs.get(_MATRIX_READER) or (lambda ds, dtype: _read_matrix(ds, sparse, dtype))
+    return _read_loom(
+        filename,
+        lambda ds, dtype_: _read_matrix(ds, sparse, dtype_),
+        cleanup=cleanup,
+        X_name=X_name,
+        obs_names=obs_names,
+        obsm_names=obsm_names,
+        var_names=var_names,
+        varm_names=varm_names,
+        dtype=dtype,
+        obsm_mapping=obsm_mapping,
+        varm_mapping=varm_mapping,
+    )
+
+
+def _read_loom(
+    filename: str | os.PathLike,
+    read_matrix: Callable[[h5py.Dataset, Any], Any],
+    *,
+    cleanup: bool,
+    X_name: str,
+    obs_names: str,
+    obsm_names: Mapping[str, Iterable[str]] | None,
+    var_names: str,
+    varm_names: Mapping[str, Iterable[str]] | None,
+    dtype: str,
+    obsm_mapping: Mapping[str, Iterable[str]],
+    varm_mapping: Mapping[str, Iterable[str]],
+) -> AnnData:
+    """:func:`read_loom` with each matrix made by ``read_matrix(dataset, dtype)``."""
     obsm_mapping = dict(obsm_names if obsm_names is not None else obsm_mapping)
     varm_mapping = dict(varm_names if varm_names is not None else varm_mapping)
     with h5py.File(filename, "r") as f:
@@ -153,10 +182,15 @@ def read_loom(
     return AnnData(X, obs=obs, var=var, uns=uns, obsm=obsm, varm=varm, layers=layers, obsp=obsp, varp=varp)
 
 
-def open_loom(filename: str | os.PathLike, read_matrix: Any, **options: Any) -> AnnData:
-    """:func:`read_loom` (``options`` are its keyword arguments) with each matrix made by
-    ``read_matrix(dataset, dtype)`` (in memory, or streamed by :mod:`annio.io._formats.streamed`)."""
-    return read_loom(filename, **options, **{_MATRIX_READER: read_matrix})
+def open_loom(filename: str | os.PathLike, read_matrix: Callable[[h5py.Dataset, Any], Any], **options: Any) -> AnnData:
+    """:func:`read_loom` (``options`` are its keyword arguments; ``sparse`` is the matrix
+    reader's business) with each matrix made by ``read_matrix(dataset, dtype)`` (in memory,
+    or streamed by :mod:`annio.io._formats.streamed`)."""
+    sig = inspect.signature(read_loom)
+    bound = sig.bind(filename, **options)
+    bound.apply_defaults()
+    args = {k: v for k, v in bound.arguments.items() if k not in ("filename", "sparse", "kwargs")}
+    return _read_loom(filename, read_matrix, **args)
 
 
 # ----------------------------------------------------------------------------- writing
