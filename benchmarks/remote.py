@@ -126,6 +126,16 @@ def _lazy(lib: Any, url: str) -> Any:
     return lib.experimental.read_lazy(_anndata_zarr(url))
 
 
+def _lazy_h5ad(lib: Any, url: str) -> Any:
+    if lib.__name__ == "annio":
+        return lib.experimental.read_lazy(url)
+    import fsspec
+    import h5py
+
+    # anndata reads a remote h5ad lazily from an h5py file over an fsspec file object
+    return lib.experimental.read_lazy(h5py.File(fsspec.filesystem("http").open(url, "rb"), "r"))
+
+
 def _full_zarr(lib: Any, url: str) -> Any:
     return lib.read_zarr(url) if lib.__name__ == "annio" else lib.read_zarr(_anndata_zarr(url))
 
@@ -149,6 +159,8 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any, str], Any], int]] = {
     "lazy-obs": ("v3.zarr", lambda lib, url: _to_memory(_lazy(lib, url).obs), 3),
     "lazy-1000-random": ("v3.zarr", lambda lib, url: _to_memory(_lazy(lib, url)[RANDOM_CELLS]), 4),
     "lazy-5000-slice": ("v3.zarr", lambda lib, url: _to_memory(_lazy(lib, url)[20_000:25_000]), 4),
+    "lazy-open-h5ad": ("data.h5ad", _lazy_h5ad, 3),
+    "lazy-5000-slice-h5ad": ("data.h5ad", lambda lib, url: _to_memory(_lazy_h5ad(lib, url)[20_000:25_000]), 5),
     "full-zarr3": ("v3.zarr", _full_zarr, 3),
     "full-zarr2": ("v2.zarr", _full_zarr, 2),
     "full-h5ad": ("data.h5ad", _full_h5ad, 3),

@@ -33,7 +33,7 @@ import numpy as np
 
 from annio.errors import FormatError
 
-__all__ = ["ChunkTable", "HEADER_BYTES", "NODE_ENTRIES", "btree_address", "header_address", "read_chunk_tables"]
+__all__ = ["ChunkTable", "HEADER_BYTES", "NODE_ENTRIES", "btree_address", "header_address", "header_messages", "read_chunk_tables"]
 
 #: Entries a node is read for at once (2K with HDF5's default chunk B-tree K of 32); a node
 #: claiming more (a file made with a larger K) is fetched again at its full size.
@@ -195,6 +195,19 @@ def header_address(ds: h5py.Dataset) -> int | None:
     return _objno_address(objno)
 
 
+def header_messages(read: Callable[[int, int], bytes], addr: int, sizeof_addr: int, eof: int, name: str = "/") -> list[tuple[int, bytes]] | None:
+    """``(message type, body)`` of every message of the object header at ``addr`` (version 1
+    or 2, continuation blocks followed), read with ``read(start, n)``; None for a header of
+    another kind. Damage raises :class:`~annio.errors.FormatError` naming ``name``."""
+    g = _Geometry(name, (), (), sizeof_addr, eof)
+    sig = read(addr, 4)
+    if sig == b"OHDR":
+        return _messages_v2(read, addr, g)
+    if sig[:1] == b"\x01":
+        return _messages_v1(read, addr, g)
+    return None
+
+
 #: Bytes of an object header fetched ahead (a dataset's header with anndata's attributes
 #: takes a few hundred bytes; longer ones are completed by further reads).
 HEADER_BYTES = 4096
@@ -209,12 +222,8 @@ def btree_address(ds: h5py.Dataset, read: Callable[[int, int], bytes], sizeof_ad
     addr = header_address(ds)
     if addr is None or addr >= eof:
         return None
-    sig = read(addr, 4)
-    if sig == b"OHDR":
-        messages = _messages_v2(read, addr, g)
-    elif sig[:1] == b"\x01":
-        messages = _messages_v1(read, addr, g)
-    else:
+    messages = header_messages(read, addr, sizeof_addr, eof, g.name)
+    if messages is None:
         return None  # an object header this module does not know
     for mtype, body in messages:
         if mtype != _LAYOUT:

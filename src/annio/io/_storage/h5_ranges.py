@@ -22,6 +22,9 @@ __all__ = ["RangeCachedFile", "register_open", "cached_file_of", "dataset_byte_r
 #: HDF5 reads contiguous datasets through a sieve buffer of this many bytes: a prefetched
 #: range is extended by it so that a sieve read starting inside the range stays inside.
 _SIEVE_BYTES = 64 * 1024
+#: A remote HDF5 file up to this size is fetched whole when opened, in one request: the
+#: metadata walk's rounds would cost more round trips than the transfer.
+_WHOLE_FILE_BYTES = 8 * 1024 * 1024
 _OPEN: dict[tuple[int, ...], Any] = {}  # HDF5 file number -> its RangeCachedFile (while open)
 
 
@@ -42,6 +45,9 @@ class RangeCachedFile:
         self._pinned_starts: list[int] = []
         self._pinned: list[tuple[int, bytes]] = []
         self._tables: dict[str, Any] = {}
+        # the file's metadata structures, fetched ahead by prefetch_metadata
+        self._meta_starts: list[int] = []
+        self._meta: list[tuple[int, bytes]] = []
 
     # -- the file-object protocol h5py uses ----------------------------------------------
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -55,7 +61,7 @@ class RangeCachedFile:
     def _find(self, start: int, stop: int) -> bytes | None:
         import bisect
 
-        for starts, parts in ((self._starts, self._parts), (self._pinned_starts, self._pinned)):
+        for starts, parts in ((self._starts, self._parts), (self._pinned_starts, self._pinned), (self._meta_starts, self._meta)):
             i = bisect.bisect_right(starts, start) - 1
             if i >= 0:  # the ranges of one list do not overlap: the nearest one is the only candidate
                 s, data = parts[i]
@@ -66,7 +72,7 @@ class RangeCachedFile:
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = max(0, self._size - self._pos)
-        hit = self._find(self._pos, self._pos + n) if self._parts or self._pinned else None
+        hit = self._find(self._pos, self._pos + n) if self._parts or self._pinned or self._meta else None
         if hit is None:
             self._f.seek(self._pos)
             hit = self._f.read(n)
@@ -111,11 +117,39 @@ class RangeCachedFile:
                 raise part
         return [bytes(p) for p in parts]
 
+    def _ranges_from_memory_or_remote(self, starts: list[int], stops: list[int]) -> list[bytes]:
+        """The byte ranges, those already held from memory, the others fetched concurrently."""
+        held = [self._find(s, e) for s, e in zip(starts, stops, strict=True)]
+        missing = [i for i, h in enumerate(held) if h is None]
+        if missing:
+            parts = self._cat_ranges([starts[i] for i in missing], [stops[i] for i in missing])
+            for i, part in zip(missing, parts, strict=True):
+                held[i] = part
+        return [bytes(h) for h in held if h is not None]
+
     def _read_cached(self, start: int, n: int) -> bytes:
         """``n`` bytes at ``start`` through the block-cached file object (object headers,
         which HDF5 has read already, so usually no request)."""
         self._f.seek(start)
         return bytes(self._f.read(n))
+
+    def prefetch_metadata(self) -> int:
+        """Fetch the file's metadata structures ahead, a round of concurrent requests per
+        level of its group tree (:func:`~annio.io._storage.h5_meta.walk_metadata`), and keep
+        them while the file is open, so that HDF5 opening groups and reading attributes
+        finds them in memory; returns the rounds of requests made."""
+        from annio.io._storage import h5_meta
+
+        if self._size <= 0:
+            return 0
+        if self._size <= _WHOLE_FILE_BYTES:  # one request beats rounds of them
+            pieces, rounds = [(0, self._cat_ranges([0], [self._size])[0])], 1
+        else:
+            fetch = lambda ranges: self._cat_ranges([s for s, _ in ranges], [e for _, e in ranges])  # noqa: E731
+            pieces, rounds = h5_meta.walk_metadata(fetch, self._size)
+        self._meta = pieces
+        self._meta_starts = [s for s, _ in pieces]
+        return rounds
 
     def chunk_tables(self, datasets: list[h5py.Dataset]) -> dict[str, Any]:
         """The :class:`~annio.io._storage.h5_btree.ChunkTable` of each chunked dataset among
@@ -136,7 +170,7 @@ class RangeCachedFile:
         # the object headers, in one concurrent round (those HDF5 read lie all over the file)
         heads = {n: a for n, ds in wanted.items() if (a := h5_btree.header_address(ds)) is not None and a < self._size}
         starts = sorted(set(heads.values()))
-        windows = dict(zip(starts, self._cat_ranges(starts, [min(self._size, a + h5_btree.HEADER_BYTES) for a in starts]), strict=True))
+        windows = dict(zip(starts, self._ranges_from_memory_or_remote(starts, [min(self._size, a + h5_btree.HEADER_BYTES) for a in starts]), strict=True))
 
         def read(start: int, n: int) -> bytes:
             for a, data in windows.items():
@@ -152,7 +186,7 @@ class RangeCachedFile:
             else:
                 todo.append((ds, root))
         if todo:
-            fetch = lambda ranges: self._cat_ranges([s for s, _ in ranges], [e for _, e in ranges])  # noqa: E731
+            fetch = lambda ranges: self._ranges_from_memory_or_remote([s for s, _ in ranges], [e for _, e in ranges])  # noqa: E731
             tables, nodes = h5_btree.read_chunk_tables(todo, fetch, sizeof_addr, self._size)
             self._tables.update(tables)
             for addr, data in nodes:

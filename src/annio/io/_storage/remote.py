@@ -261,6 +261,7 @@ def open_h5_file_from_url(
     fs, path = fsspec.core.url_to_fs(url, **opts)
     fobj = RangeCachedFile(fs.open(path, mode="rb", block_size=block_size or DEFAULT_H5_BLOCK_SIZE, cache_type=cache_type), fs, path)
     try:
+        fobj.prefetch_metadata()
         f = RemoteH5File(fobj, "r")
     except Exception:
         fobj.close()
