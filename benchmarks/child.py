@@ -168,7 +168,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         if prepared.disk is not None and ctx.scratch in prepared.disk.parents:
             flush(prepared.disk)
         disk_bytes, n_files = disk_usage(prepared.disk)
-    except Exception as exc:  # noqa: BLE001 - every failure is a table cell
+    except Exception as exc:
         if spec.get("verbose"):
             traceback.print_exc()
         reason = short_reason(exc)

@@ -286,7 +286,7 @@ def ensure(size_name: str, log: Any = print) -> dict[str, Any]:
     adata = make_adata(size)
     _write_all(adata, out, "base", list(FORMATS))
     bounds = np.linspace(0, size.n_obs, N_PARTS + 1).astype(int)
-    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         adata[lo:hi].copy().write_h5ad(out / f"part{i}.h5ad")
     x = adata.X
     manifest = {

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import os
 import re
-from pathlib import Path
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 __all__ = ["LatencyProxy", "ProxyRequest", "chain_depth", "RemoteProxy", "CONTROL_PREFIX"]

@@ -38,7 +38,7 @@ def make_remote_adata() -> Any:
     import anndata as ad
     import pandas as pd
 
-    from .datagen import Size, knn_graph, make_counts, make_obs, make_uns, make_var
+    from .datagen import Size, make_counts, make_obs, make_uns, make_var
 
     size = Size("remote", N_OBS, N_VARS, DENSITY)
     rng = np.random.default_rng(7)

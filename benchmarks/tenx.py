@@ -15,10 +15,8 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "io" / "formats"))
-import tenx_files as tenx  # noqa: E402
+import tenx_files as tenx
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -48,8 +46,9 @@ def main() -> None:
         tenx.write_h5_v3(h5, m, feats, bcs)
         tenx.write_mtx_v3(mtx, m, feats, bcs)
         print(f"generated {a.cells}×{a.genes}, nnz {m.nnz:,} in {time.perf_counter() - t:.1f} s")
-    import annio
     import scanpy as sc
+
+    import annio
 
     warnings.simplefilter("ignore")
     rows = []

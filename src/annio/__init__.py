@@ -15,16 +15,17 @@ their first call: this face hands :mod:`annio._core.services` a loader with the 
 which module implements which service (``_SERVICE_HOMES``).
 """
 
+from annio._core.services import provide_loader as _provide_loader
+from annio._exports import lazy_face as _lazy_face
+from annio._exports import resolve as _resolve
 from annio._version import __version__
-from annio.settings import settings
 from annio.errors import (
     ExperimentalFeatureWarning,
     ImplicitModificationWarning,
     OldFormatWarning,
     WriteWarning,
 )
-from annio._core.services import provide_loader as _provide_loader
-from annio._exports import lazy_face as _lazy_face, resolve as _resolve
+from annio.settings import settings
 
 __all__ = [
     "AnnData",

@@ -261,7 +261,7 @@ def assert_equal(a: Any, b: Any, *, exact: bool = False, path: str = "") -> None
             _fail(path, f"types differ: {type(a).__name__} != {type(b).__name__}")
         _assert_mappings(a, b, path, exact=exact)
     elif _is_awkward(a) or _is_awkward(b):
-        import awkward as ak  # noqa: PLC0415 - optional
+        import awkward as ak
 
         if ak.to_list(a) != ak.to_list(b):
             _fail(path, "awkward arrays differ")
@@ -303,7 +303,7 @@ def _make_matrix(rng: np.random.Generator, shape: tuple[int, int], kind: str | N
     if kind == "array":
         return dense
     if kind == "dask":
-        import dask.array as da  # noqa: PLC0415 - optional dependency
+        import dask.array as da
 
         return da.from_array(dense, chunks=(max(1, shape[0] // 2), max(1, shape[1] // 2)))
     constructors = {
@@ -408,7 +408,7 @@ def gen_adata(
     anndata_class
         The class to build (default: ``annio._core.AnnData``).
     """
-    from annio._core import AnnData  # noqa: PLC0415 - keep annio.testing importable first
+    from annio._core import AnnData
 
     cls = anndata_class or AnnData
     rng = np.random.default_rng(seed)

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-
 import annio
 from annio import datasets
 

@@ -64,7 +64,7 @@ class NoParam:
 
 
 class NoAnnot:
-    def __init__(self, adata) -> None:  # noqa: ANN001
+    def __init__(self, adata) -> None:
         pass
 
 
@@ -84,7 +84,7 @@ class BothWrong:
 
 
 class Unresolvable:
-    def __init__(self, adata: "Undefined") -> None:  # noqa: F821
+    def __init__(self, adata: Undefined) -> None:  # noqa: F821
         pass
 
 
@@ -121,7 +121,7 @@ def test_string_annotation_resolves(cleanup):
     cleanup.append("myns_str")
 
     class NS:
-        def __init__(self, adata: "AnnData") -> None:
+        def __init__(self, adata: AnnData) -> None:
             self.adata = adata
 
     register_anndata_namespace("myns_str")(NS)

@@ -55,7 +55,7 @@ def files(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Path, Pa
 def _positive(index: Any, shape: tuple[int, int]) -> Any:
     """``index`` with negative integer positions replaced by the equivalent positive ones."""
     parts = index if isinstance(index, tuple) else (index,)
-    fixed = tuple(p % n if isinstance(p, (int, np.integer)) and p < 0 else p for p, n in zip(parts, shape))
+    fixed = tuple(p % n if isinstance(p, (int, np.integer)) and p < 0 else p for p, n in zip(parts, shape, strict=False))
     return fixed if isinstance(index, tuple) else fixed[0]
 
 

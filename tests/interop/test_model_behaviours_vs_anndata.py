@@ -164,7 +164,7 @@ def test_aligned_mappings_and_views_expose_anndata_attributes():
         out = [a.obsm.axes, a.varm.axes, a.obsp.axes, a.layers.axes, a.obsm.parent is a, a.obsm.is_view]
         out += [a.obsm.dim, a.obsp.dim, a.varm.dim, a.obsm.attrname, a.obsm.dim_names.tolist()]
         out += [v.obsm.axes, v.layers.axes, v.obsm.is_view, v.obsm.parent is v, v.obsm.dim, v.obsm.dim_names.tolist()]
-        out += [type(v.obsm.parent_mapping).__name__, [np.arange(n)[i].tolist() for i, n in zip(v.layers.subset_idx, a.shape)]]
+        out += [type(v.obsm.parent_mapping).__name__, [np.arange(n)[i].tolist() for i, n in zip(v.layers.subset_idx, a.shape, strict=True)]]
         out += [a.obsm.to_df().columns.tolist(), a.obsm.to_df().values.tolist()]
         return out
 

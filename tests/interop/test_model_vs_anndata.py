@@ -103,7 +103,7 @@ def _run(fn: Callable[[Any], Any], mod: Any) -> tuple[Any, Any, list]:
         warnings.simplefilter("always")
         try:
             out, err = fn(mod), None
-        except Exception as e:  # noqa: BLE001 - compared below
+        except Exception as e:
             out, err = None, e
     return out, err, [w for w in rec if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import zarr
+from zarrita import read_with_zarrita, zarrita_available
 
 import annio
 from annio import datasets
 from annio.io import write_zarr
-from zarrita import read_with_zarrita, zarrita_available
 
 pytestmark = pytest.mark.interop
 

@@ -62,7 +62,7 @@ def assert_value_equal(ours: Any, theirs: Any, path: str) -> None:
             return
         if _is_str_kind(theirs):
             assert _is_str_kind(ours_arr), f"{path}: expected strings, got {ours_arr.dtype}"
-            as_str = lambda arr: [str(v) for v in arr.ravel().tolist()]  # noqa: E731
+            as_str = lambda arr: [str(v) for v in arr.ravel().tolist()]
             assert as_str(ours_arr) == as_str(theirs), f"{path}: strings differ"
             return
         assert ours_arr.dtype == theirs.dtype, f"{path}: dtype {ours_arr.dtype} != {theirs.dtype}"

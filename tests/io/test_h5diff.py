@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 
-
 import annio
 from annio.io import read_h5ad, write_h5ad
 

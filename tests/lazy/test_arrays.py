@@ -11,13 +11,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import zarr
-
-from annio.io import read_elem, write_elem
-from annio._lazy import ArraySource, read_elem_lazy
-from annio._lazy.arrays import read_sparse_block, sparse_stride, SparseSource
-from annio.io._storage.adapter import wrap
-
 from lazy_helpers import counting_store, open_group
+
+from annio._lazy import ArraySource, read_elem_lazy
+from annio._lazy.arrays import SparseSource, read_sparse_block, sparse_stride
+from annio.io import read_elem, write_elem
+from annio.io._storage.adapter import wrap
 
 
 def test_dense_equals_eager(stored):

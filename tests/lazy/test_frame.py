@@ -10,8 +10,8 @@ import zarr
 from lazy_helpers import counting_store, make_adata, open_group, read_eager, write
 
 import annio
-from annio.io import read_elem
 from annio._lazy import Dataset2D, LazyCategoricalDtype, read_elem_lazy
+from annio.io import read_elem
 
 
 def drop_unused(df: pd.DataFrame) -> pd.DataFrame:

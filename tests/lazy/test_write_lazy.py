@@ -12,8 +12,8 @@ import zarr
 from lazy_helpers import read_eager
 
 import annio
-from annio.io._storage.adapter import StorageGroup, wrap
 from annio._lazy import read_elem_lazy, read_lazy
+from annio.io._storage.adapter import StorageGroup, wrap
 
 
 def _tree(node, out=None, prefix=""):

@@ -250,7 +250,7 @@ def _stored_lazy(adata, i):
 def test_default_join_drops_x_missing_in_some_inputs_with_a_warning():
     """anndata 0.13: some inputs without X and no explicit ``join`` → X dropped, UserWarning;
     an explicit inner join drops it silently, an outer join pads it."""
-    idx = lambda *n: pd.DataFrame(index=list(n))  # noqa: E731
+    idx = lambda *n: pd.DataFrame(index=list(n))
     a = annio.AnnData(np.ones((2, 2)), obs=idx("a", "b"), var=idx("x", "y"))
     a.layers["L"] = np.ones((2, 2))
     b = annio.AnnData(obs=idx("c", "d"), var=idx("x", "y"))
@@ -267,7 +267,7 @@ def test_default_join_drops_x_missing_in_some_inputs_with_a_warning():
     from importlib.metadata import version
 
     if int(version("anndata").split(".")[1]) >= 13:  # 0.12 raised NotImplementedError here
-        to_ad = lambda x: ad.AnnData(x.X, obs=x.obs, var=x.var, layers=dict(x.layers.items()) if x.X is not None else None)  # noqa: E731
+        to_ad = lambda x: ad.AnnData(x.X, obs=x.obs, var=x.var, layers=dict(x.layers.items()) if x.X is not None else None)
         with pytest.warns(UserWarning, match="Xs will be dropped"):
             theirs = ad.concat([to_ad(a), to_ad(b)])
         assert theirs.X is None

@@ -124,7 +124,7 @@ def test_progress_counts_every_row_once(tmp_path):
     for ext, settings in (("h5ad", {}), ("zarr", {"zarr_write_format": 3})):
         calls = []
         with annio.settings.override(**settings):
-            concat_on_disk(paths, tmp_path / f"out.{ext}", max_loaded_elems=300, progress=lambda d, t: calls.append((d, t)))
+            concat_on_disk(paths, tmp_path / f"out.{ext}", max_loaded_elems=300, progress=lambda d, t: calls.append((d, t)))  # noqa: B023
         totals = {t for _, t in calls}
         done = [d for d, _ in calls]
         # X and counts, 135 rows each: the total is their rows, reached exactly once, at the end

@@ -33,7 +33,7 @@ def stacks(draw):
     n_cols = draw(st.integers(1, 9))
     n_parts = draw(st.integers(1, 4))
     values, maps, lengths = [], [], []
-    for i in range(n_parts):
+    for _ in range(n_parts):
         n = draw(st.integers(0, 6))
         lengths.append(n)
         if draw(st.integers(0, 5)) == 0:

@@ -17,7 +17,7 @@ from annio import convert
 from annio.testing import assert_equal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io" / "formats"))
-import tenx_files as tenx  # noqa: E402
+import tenx_files as tenx
 
 N_CELLS, N_GENES = 3000, 2000
 SMALL = {"write_block_bytes": 2**20, "chunk_target_bytes": 2**14}  # 1 MiB blocks, 16 KiB chunks

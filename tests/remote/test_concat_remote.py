@@ -59,7 +59,7 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def test_lazy_concat_of_remote_inputs(parts: list[Path], s3_server: Any, http_server: Any, tmp_path: Path, options: dict) -> None:
     tag = options["join"]
     urls = []
-    for i, p in enumerate(parts[:2]):
+    for p in parts[:2]:
         s3_server.upload_dir(p, f"concat-{tag}/{p.name}")
         urls.append(s3_server.url(f"concat-{tag}/{p.name}"))
     shutil.copy(parts[2], http_server.root / f"concat-{tag}-{parts[2].name}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import shutil
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -30,8 +30,7 @@ from _remote_data import (
     write_h5,
     write_store,
 )
-from zarr.abc.store import RangeByteRequest, SuffixByteRequest
-from zarr.abc.store import Store
+from zarr.abc.store import RangeByteRequest, Store, SuffixByteRequest
 from zarr.storage import WrapperStore
 
 from annio.io._storage.remote import (

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 import pytest
+import zarr
 
 import annio
 from annio.experimental import read_lazy

@@ -84,8 +84,8 @@ def from_anndata(obj: Any, cls: type | None = None) -> Any:
     -------
     :class:`annio.AnnData`
     """
-    from annio._core.anndata import AnnData  # noqa: PLC0415 - the model is one layer down
-    from annio._core.raw import Raw  # noqa: PLC0415
+    from annio._core.anndata import AnnData
+    from annio._core.raw import Raw
 
     cls = AnnData if cls is None else cls
     if not is_anndata(obj):

@@ -33,7 +33,7 @@ _MAPPINGS = ("obsm", "varm", "obsp", "varp", "layers")
 def import_anndata() -> Any:
     """The ``anndata`` module, or an ImportError saying it is needed and how to get it."""
     try:
-        import anndata  # noqa: PLC0415 - the bridge is the only place annio meets anndata
+        import anndata
     except ImportError as err:
         raise ImportError(
             "Converting to an anndata object needs the `anndata` package, which is not installed. "
@@ -70,7 +70,7 @@ def _uns(value: Any) -> Any:
 
 
 def _is_annio(value: Any) -> bool:
-    from annio._core.anndata import AnnData  # noqa: PLC0415 - same layer, avoids a cycle
+    from annio._core.anndata import AnnData
 
     return isinstance(value, AnnData)
 

@@ -15,8 +15,8 @@ import pandas as pd
 from scipy import sparse
 
 from annio._core.index import Index1D, subset_2d, subset_axis
-from annio._core.shapes import axis_frame, element_shape, infer_dims
 from annio._core.kinds import DataMapping
+from annio._core.shapes import axis_frame, element_shape, infer_dims
 from annio._core.views import ElementRef, as_view, copy_element, drop_unused_categories, is_awkward, to_actual
 from annio.errors import ImplicitModificationWarning
 from annio.settings import settings

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from annio._core.aligned import check_X, coerce_array, infer_dims, new_mapping, non_2d_message
-from annio._core.index import compose_index, normalize_indices, subset_2d, subset_axis
-from annio._core.conversion import MAPPINGS as _MAPPINGS
 from annio._core.chunks import ChunksMixin
+from annio._core.conversion import MAPPINGS as _MAPPINGS
 from annio._core.conversion import ConversionMixin, is_anndata_object
+from annio._core.index import compose_index, normalize_indices, subset_2d, subset_axis
 from annio._core.names import NamesMixin, make_dim_frame
 from annio._core.raw import Raw
 from annio._core.services import service
@@ -55,7 +55,7 @@ class _NoFile:
     def close(self) -> None:
         """Nothing to close."""
 
-    __repr__ = lambda self: "Backing file manager: no file is set."  # noqa: E731
+    __repr__ = lambda self: "Backing file manager: no file is set."
 
 
 _SET_LAYERS_KEEPS_X = (

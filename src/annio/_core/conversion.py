@@ -23,7 +23,7 @@ MAPPINGS = ("obsm", "varm", "obsp", "varp", "layers")
 
 
 def _same_path(a: Any, b: Any) -> bool:
-    import os  # noqa: PLC0415
+    import os
 
     try:
         return os.path.realpath(os.fspath(a)) == os.path.realpath(os.fspath(b))

@@ -13,10 +13,10 @@ def dask_scheduler() -> dict[str, Any]:
     ``distributed`` on the first compute just to look for a client: over a second)."""
     import sys
 
-    import dask  # noqa: PLC0415
+    import dask
 
     if "distributed" in sys.modules or dask.config.get("scheduler", None) is not None:
         return {}
-    from dask.threaded import get  # noqa: PLC0415
+    from dask.threaded import get
 
     return {"scheduler": get}

@@ -18,7 +18,7 @@ def element_shape(value: Any) -> tuple[int, ...]:
     """The shape of an element; for awkward arrays ``len(value)`` followed by the sizes of
     the regular (fixed-size) dimensions after it."""
     if is_awkward(value):
-        import awkward as ak  # noqa: PLC0415 - optional, present when an awkward array is
+        import awkward as ak
 
         shape, kind = [len(value)], value.type.content
         while isinstance(kind, ak.types.RegularType):

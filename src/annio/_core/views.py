@@ -277,7 +277,7 @@ def awkward_view_class() -> type:
     the view class keeps itself instead, so field assignment still copies the view.
     """
     if not _AWKWARD_VIEW:
-        import awkward as ak  # noqa: PLC0415 - optional dependency, present when an awkward array is
+        import awkward as ak
 
         class AwkwardArrayView(_ViewMixin, ak.Array):
             """An awkward array subset from an AnnData element; assigning a field copies the view."""
@@ -294,7 +294,7 @@ def awkward_view_class() -> type:
 
 
 def _awkward_as_view(obj: Any, ref: ElementRef | None) -> Any:
-    import awkward as ak  # noqa: PLC0415 - optional dependency
+    import awkward as ak
 
     view = ak.Array(obj.layout, behavior=obj.behavior)
     view.__class__ = awkward_view_class()
@@ -388,14 +388,14 @@ def to_actual(obj: Any) -> Any:
     if isinstance(obj, DictView):
         return {k: to_actual(v) for k, v in obj._data.items()}
     if _AWKWARD_VIEW and isinstance(obj, _AWKWARD_VIEW[0]):
-        import awkward as ak  # noqa: PLC0415 - optional dependency
+        import awkward as ak
 
         return ak.Array(obj.layout, behavior=obj.behavior)
     return obj
 
 
 def _materialize_awkward(obj: Any) -> Any:
-    import awkward as ak  # noqa: PLC0415 - optional dependency
+    import awkward as ak
 
     return ak.materialize(obj)  # lazily read arrays hold virtual buffers; load them
 
@@ -438,7 +438,7 @@ def materialize_many(values: list[Any]) -> list[Any]:
         scan(value)
     computed: dict[int, Any] = {}
     if found:
-        import dask  # noqa: PLC0415 - only when there is something lazy to compute
+        import dask
 
         computed = dict(zip(found, dask.compute(*found.values(), **_scheduler()), strict=True))
 
@@ -468,7 +468,7 @@ def copy_element(obj: Any) -> Any:
         data = obj._data if isinstance(obj, DictView) else obj
         return {k: copy_element(v) for k, v in data.items()}
     if is_awkward(obj):
-        import awkward as ak  # noqa: PLC0415 - optional dependency
+        import awkward as ak
 
         return ak.copy(ak.materialize(to_actual(obj)))
     module = type(obj).__module__

@@ -11,13 +11,13 @@ Importing this package hands the lazy element builders to the encoding registry
 
 from __future__ import annotations
 
+from annio._core.services import provide
 from annio._lazy.arrays import ArraySource, dense_dask, sparse_dask
 from annio._lazy.columns import LazyCategoricalArray, LazyCategoricalDtype, LazyMaskedArray
 from annio._lazy.frame import Dataset2D, read_frame_lazy
 from annio._lazy.frame_write import write_frame
-from annio._lazy.read import LazyFile, read_elem_lazy, read_lazy
 from annio._lazy.plans import prefetching_lazy_object
-from annio._core.services import provide
+from annio._lazy.read import LazyFile, read_elem_lazy, read_lazy
 from annio.io._encodings.registry import provide_lazy_builder
 
 provide_lazy_builder("dense_array", dense_dask)

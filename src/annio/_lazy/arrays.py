@@ -29,11 +29,11 @@ import h5py
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
+from annio._lazy.pushdown import remember
 from annio.errors import FormatError
 from annio.io._encodings.sparse import result_class, stored_parts
-from annio.io._storage.sparse_read import read_major_slice
 from annio.io._storage.adapter import StorageArray, StorageGroup, wrap
-from annio._lazy.pushdown import remember
+from annio.io._storage.sparse_read import read_major_slice
 
 __all__ = [
     "ArraySource",

@@ -14,10 +14,10 @@ from xarray.backends import BackendArray
 from xarray.core import indexing
 from xarray.core.extension_array import PandasExtensionArray
 
+from annio._lazy.arrays import ArraySource
 from annio.errors import FormatError
 from annio.io._encodings.registry import Reader
 from annio.io._storage.adapter import StorageArray, StorageGroup
-from annio._lazy.arrays import ArraySource
 
 __all__ = ["LazyCategoricalArray", "LazyCategoricalDtype", "LazyColumn", "LazyMaskedArray", "RESERVED", "DUMMY_INDEX", "unwrap"]
 
@@ -43,7 +43,7 @@ class LazyCategoricalDtype(pd.CategoricalDtype):
     (and anything needing them: equality, hashing, repr) reads them once.
     """
 
-    def __init__(self, array: LazyCategoricalArray) -> None:  # noqa: D107 - no super().__init__: lazy
+    def __init__(self, array: LazyCategoricalArray) -> None:
         self._array = array
         self._ordered = bool(array.ordered)
         self._cats: pd.Index | None = None

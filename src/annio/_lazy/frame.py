@@ -27,12 +27,12 @@ import xarray as xr
 from xarray.core import indexing
 from xarray.core.extension_array import PandasExtensionArray
 
+from annio._lazy.arrays import dense_dask
+from annio._lazy.columns import DUMMY_INDEX, RESERVED, LazyColumn, LazyMaskedArray, unwrap
 from annio.errors import FormatError
 from annio.io._encodings.registry import Reader
 from annio.io._storage.adapter import StorageArray, StorageGroup
 from annio.settings import settings
-from annio._lazy.arrays import dense_dask
-from annio._lazy.columns import DUMMY_INDEX, RESERVED, LazyColumn, LazyMaskedArray, unwrap
 
 __all__ = ["Dataset2D", "read_frame_lazy", "backend_array", "is_dask"]
 

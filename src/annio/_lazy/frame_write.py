@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from annio._lazy.columns import RESERVED, LazyCategoricalArray, LazyMaskedArray, unwrap
+from annio._lazy.concat_columns import ConcatenatedColumn
+from annio._lazy.frame import Dataset2D, backend_array, is_dask
 from annio.io._encodings.registry import Writer
 from annio.io._storage.adapter import StorageArray, StorageGroup
 from annio.settings import settings
-from annio._lazy.columns import RESERVED, LazyCategoricalArray, LazyMaskedArray, unwrap
-from annio._lazy.frame import Dataset2D, backend_array, is_dask
-from annio._lazy.concat_columns import ConcatenatedColumn
 
 __all__ = ["write_frame"]
 

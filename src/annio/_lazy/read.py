@@ -18,8 +18,8 @@ import zarr
 
 from annio.errors import FormatError
 from annio.io._encodings import legacy
-from annio.io._root import refuse_container
 from annio.io._encodings.registry import REGISTRY, Reader, get_spec
+from annio.io._root import refuse_container
 from annio.io._storage.adapter import StorageArray, StorageGroup, wrap
 from annio.settings import settings
 

@@ -151,9 +151,9 @@ def missing_like(like: Sequence[Any], shape: tuple[int, ...], fill_value: Any) -
         sparray = any(_is_sparray(v) or (is_dask(v) and _is_sparray(v._meta)) for v in like)
         cls = sp.csr_array if sparray else sp.csr_matrix
         if fill_value in (None, 0):
-            make = lambda s: cls(s, dtype=bool)  # noqa: E731 - bool: the others' dtype wins
+            make = lambda s: cls(s, dtype=bool)
         else:
-            make = lambda s: cls(np.full(s, fill_value))  # noqa: E731
+            make = lambda s: cls(np.full(s, fill_value))
         if lazy:
             import dask.array as da
 

@@ -22,14 +22,14 @@ from typing import Any, Literal
 # Imported with this module (when ``concat_on_disk`` is first looked up), not in the call:
 # the readers and writers the call needs, and dask, which the lazy concatenation builds on.
 import dask
-import dask.array  # noqa: F401
+import dask.array
 import h5py
 import zarr
 
 from annio._core.scheduler import dask_scheduler
 from annio._lazy import read_lazy
-from annio._ops.concat import DEFAULT_JOIN, _check_axis, concat
 from annio._ops import concat_direct
+from annio._ops.concat import DEFAULT_JOIN, _check_axis, concat
 from annio._ops.concat_direct import ConcatenatedDense, ConcatenatedSparse
 from annio._ops.concat_elements import is_dask
 from annio.io._files import write_h5ad, write_zarr

@@ -75,11 +75,11 @@ def _copy_blocks(value: Any, data: Any, indices: Any) -> np.ndarray:
         else:
             start, stop = int(part_indptr[lo]), int(part_indptr[hi])
             if stop > start:
-                if not source.data._with_node(lambda node: data.copy_from(node, start, stop, pos)):
-                    data.write(pos, source.data._with_node(lambda node: data.read(node, start, stop)))
+                if not source.data._with_node(lambda node: data.copy_from(node, start, stop, pos)):  # noqa: B023 (called at once)
+                    data.write(pos, source.data._with_node(lambda node: data.read(node, start, stop)))  # noqa: B023 (called at once)
                 check = _index_check(source)
-                if not source.indices._with_node(lambda node: indices.copy_checked(node, start, stop, pos, check)):
-                    block = source.indices._with_node(lambda node: indices.read(node, start, stop))
+                if not source.indices._with_node(lambda node: indices.copy_checked(node, start, stop, pos, check)):  # noqa: B023 (called at once)
+                    block = source.indices._with_node(lambda node: indices.read(node, start, stop))  # noqa: B023 (called at once)
                     check(block)
                     indices.write(pos, block)
                     del block

@@ -14,9 +14,9 @@ obsp/varp and raw of the source).
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 import os
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,13 +128,12 @@ def convert(
         Called as ``progress(done, total)`` while values are written, and once at the end
         with ``done == total``.
     """
+    from annio._bridge import is_anndata
+    from annio._core import AnnData
     from annio.io._encodings.blocks import progress_hook
     from annio.io._files import write_h5ad, write_zarr
     from annio.io._formats.loom import write_loom
     from annio.io._storage.stores import is_h5ad, open_read
-
-    from annio._bridge import is_anndata
-    from annio._core import AnnData
 
     in_memory = isinstance(source, AnnData) or is_anndata(source)
     kind = "memory" if in_memory else source_kind(source)

@@ -35,7 +35,8 @@ async def read_h5ad(
     storage_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """Async :func:`annio.read_h5ad`; a URL is fetched with concurrent range requests."""
-    from annio.io._files import _read_h5ad_parts, read_h5ad as sync_read_h5ad
+    from annio.io._files import _read_h5ad_parts
+    from annio.io._files import read_h5ad as sync_read_h5ad
     from annio.io._root import normalize_as_sparse, sparse_format
     from annio.io._storage import h5_remote
     from annio.io._storage.stores import is_url

@@ -24,9 +24,9 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
 
     from annio import datasets
+    from annio.cli.info import run as info_run
     from annio.io._files import read_h5ad, read_zarr, write_h5ad, write_zarr
     from annio.testing import assert_equal
-    from annio.cli.info import run as info_run
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)

@@ -25,10 +25,12 @@ import zarr
 from scipy import sparse
 
 from annio._bridge import as_annio
+from annio._core.services import provide
+from annio.io._backed.file_backing import read_h5ad_backed
 from annio.io._encodings.registry import Writer
+from annio.io._root import build_adata, normalize_as_sparse, read_root, sparse_format
 from annio.io._storage.adapter import wrap
 from annio.io._storage.gc_pause import gc_paused
-from annio.io._storage.zarr_meta import consolidate
 from annio.io._storage.stores import (
     _local_path,
     is_url,
@@ -38,9 +40,7 @@ from annio.io._storage.stores import (
     zarrs_context,
 )
 from annio.io._storage.zarr_consolidated import writable_group
-from annio._core.services import provide
-from annio.io._backed.file_backing import read_h5ad_backed
-from annio.io._root import build_adata, normalize_as_sparse, read_root, sparse_format
+from annio.io._storage.zarr_meta import consolidate
 
 __all__ = ["read_h5ad", "read_zarr", "write_h5ad", "write_zarr", "atomic_output", "zarr_read_parts"]
 
@@ -226,7 +226,7 @@ def write_h5ad(
     compression_opts: Any = None,
     as_dense: str | Sequence[str] = (),
     convert_strings_to_categoricals: bool = True,
-    dataset_kwargs: Mapping[str, Any] = {},  # noqa: B006 - read only
+    dataset_kwargs: Mapping[str, Any] = {},
     **kwargs: Any,
 ) -> None:
     """Write ``adata`` (an :class:`annio.AnnData` or an ``anndata.AnnData``) as an ``.h5ad`` file.

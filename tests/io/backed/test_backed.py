@@ -15,8 +15,8 @@ from scipy import sparse
 import annio
 from annio.errors import FormatError
 from annio.io._backed import file_backing as backed_mod
-from annio.io._storage import sparse_read
 from annio.io._backed.file_backing import AnnDataFileManager, CSCDataset, CSRDataset
+from annio.io._storage import sparse_read
 
 N_OBS, N_VARS = 40, 12
 

@@ -9,14 +9,16 @@ import h5py
 import numpy as np
 import pytest
 import zarr
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from scipy import sparse
 
 import annio
 from annio.errors import FormatError
-from annio.io._storage import sparse_read
 from annio.io import write_elem
 from annio.io._backed.file_backing import BackedSparseDataset, CSCDataset, CSRDataset, sparse_dataset
+from annio.io._storage import sparse_read
 
 N_ROWS, N_COLS = 53, 37
 
@@ -311,7 +313,7 @@ class RecordingFile:
     """A file object that records the bytes h5py reads through it."""
 
     def __init__(self, path: Path) -> None:
-        self._f = open(path, "rb")  # noqa: SIM115
+        self._f = open(path, "rb")
         self.bytes_read = 0
 
     def read(self, n: int = -1) -> bytes:

@@ -13,7 +13,6 @@ from annio.cli.main import main as cli_main
 from annio.errors import FormatError
 from annio.experimental import read_lazy
 from annio.io import read_elem, sparse_dataset
-
 from conftest import BACKENDS, DAMAGES, TARGETS, Damaged, applicable
 
 pytestmark = pytest.mark.timeout(60)

@@ -15,7 +15,6 @@ from annio.cli.main import main as cli_main
 from annio.errors import FormatError
 from annio.experimental import read_dispatched, read_lazy
 from annio.io import read_elem
-
 from conftest import BACKENDS, drop_consolidated, write_valid
 
 pytestmark = pytest.mark.timeout(120)
@@ -132,7 +131,7 @@ def test_absurdly_deep_tree_through_a_callback_is_a_format_error(tmp_path, monke
     with h5py.File(path, "w") as f:
         group = f.create_group("uns")
         group.attrs.update(DICT)
-        for i in range(1_000):
+        for _ in range(1_000):
             group = group.create_group("a")
             group.attrs.update(DICT)
     with h5py.File(path, "r") as f:

@@ -9,12 +9,11 @@ import h5py
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import tenx_files as tenx
 
 import annio.io as aio
 from annio.errors import FormatError
 from annio.testing import assert_equal
-
-import tenx_files as tenx
 
 sc = pytest.importorskip("scanpy")
 pytestmark = pytest.mark.interop

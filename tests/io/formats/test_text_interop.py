@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import scipy.io
 import scipy.sparse as sp
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 import annio
 import annio.io as aio

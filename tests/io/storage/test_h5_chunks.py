@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from annio.io._storage import h5_chunks
 from annio.io import read_elem, write_elem
+from annio.io._storage import h5_chunks
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ class _CountingFile:
     """A local file object recording every read that reaches it (a miss of the prefetch)."""
 
     def __init__(self, path: Path) -> None:
-        self._f = open(path, "rb")  # noqa: SIM115
+        self._f = open(path, "rb")
         self.size = os.path.getsize(path)
         self.misses: list[tuple[int, int]] = []
 

@@ -8,11 +8,14 @@ import itertools
 import h5py
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 import annio
 from annio.errors import FormatError
-from annio.io._storage import adapter as storage, h5_chunks, h5_pread
+from annio.io._storage import adapter as storage
+from annio.io._storage import h5_chunks, h5_pread
 
 
 @st.composite
@@ -140,7 +143,7 @@ def test_chunk_reader_matches_read_direct_chunk(tmp_path):
             reader = h5_pread.ChunkReader.open(ds)
             assert reader is not None
             try:
-                for offset in itertools.product(*(range(0, s, c) for s, c in zip(ds.shape, ds.chunks))):
+                for offset in itertools.product(*(range(0, s, c) for s, c in zip(ds.shape, ds.chunks, strict=True))):
                     _, mask, payload = reader.fetch(offset)
                     try:
                         want_mask, want = ds.id.read_direct_chunk(offset)

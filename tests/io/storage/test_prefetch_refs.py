@@ -40,7 +40,7 @@ class _FailingOnce:
         self.calls += 1
         if self.calls == 1:
             raise OSError("connection reset")
-        return [b"x" * (e - s) for s, e in zip(starts, stops)]
+        return [b"x" * (e - s) for s, e in zip(starts, stops, strict=True)]
 
 
 class _File:

@@ -12,7 +12,8 @@ import zarr
 import annio
 from annio.errors import FormatError
 from annio.io import read_elem, write_elem
-from annio.io._storage import adapter as storage, zarr_shards
+from annio.io._storage import adapter as storage
+from annio.io._storage import zarr_shards
 
 # (shape, inner chunks, shards): whole shards, edge shards, edge inner chunks
 LAYOUTS = [

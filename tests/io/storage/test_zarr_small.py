@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 import annio
 from annio.errors import FormatError

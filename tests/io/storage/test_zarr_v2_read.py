@@ -10,10 +10,13 @@ import numcodecs
 import numpy as np
 import pytest
 import zarr
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from annio.errors import FormatError
 from annio.io._storage import adapter, zarr_v2_read
+
 
 @pytest.fixture(autouse=True)
 def _zarr_python_pipeline():

@@ -22,13 +22,13 @@ from typing import Any, Literal
 import h5py
 import pandas as pd
 
+from annio._core.services import provide, service
 from annio.errors import FormatError
-from annio.io._encodings.sparse import sparse_shape
 from annio.io._backed.sparse_datasets import BackedSparseDataset, CSCDataset, CSRDataset, sparse_dataset
+from annio.io._encodings.sparse import sparse_shape
 from annio.io._root import read_root
 from annio.io._storage.adapter import wrap
 from annio.io._storage.stores import open_h5_file
-from annio._core.services import provide, service
 
 __all__ = [
     "BackedSparseDataset",

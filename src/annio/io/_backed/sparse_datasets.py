@@ -14,8 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from annio.io._encodings.sparse import read_components, result_class, stored_parts, validate_indptr
-from annio.io._storage.sparse_read import read_major_rows, read_major_slice
 from annio.io._storage.adapter import StorageGroup, wrap
+from annio.io._storage.sparse_read import read_major_rows, read_major_slice
 
 __all__ = ["BackedSparseDataset", "CSRDataset", "CSCDataset", "sparse_dataset"]
 

@@ -10,9 +10,9 @@ import numpy as np
 import zarr
 
 from annio.errors import FormatError
+from annio.io._encodings.blocks import copy_rows, report_progress
 from annio.io._encodings.registry import ArrayEncoding, IOSpec, Reader, Writer, lazy_builder, register
 from annio.io._storage.adapter import StorageArray, StorageGroup
-from annio.io._encodings.blocks import copy_rows, report_progress
 
 _DASK = "dask.array.core.Array"
 

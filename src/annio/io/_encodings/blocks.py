@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from annio.settings import settings
 from annio.io._storage.adapter import StorageArray
+from annio.settings import settings
 
 __all__ = ["row_blocks", "copy_rows", "report_progress", "progress_hook"]
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from annio.errors import FormatError
-from annio.settings import settings
 from annio.io._encodings.registry import GroupEncoding, IOSpec, Reader, Writer, lazy_builder, register
 from annio.io._storage.adapter import StorageGroup
+from annio.settings import settings
 
 _ARROW_STRING = "pandas.core.arrays.string_arrow.ArrowStringArray"
 

@@ -12,7 +12,6 @@ without encoding attributes go to the legacy reader (``IOSpec("", "")``).
 from __future__ import annotations
 
 import functools
-
 import json
 import warnings
 from collections.abc import Callable, Mapping

@@ -14,10 +14,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from annio.errors import FormatError
-from annio.settings import settings
+from annio.io._encodings.blocks import report_progress
 from annio.io._encodings.registry import GroupEncoding, IOSpec, Reader, Writer, lazy_builder, register
 from annio.io._storage.adapter import StorageArray, StorageGroup
-from annio.io._encodings.blocks import report_progress
+from annio.settings import settings
 
 _DASK = "dask.array.core.Array"
 _SPARSE_TYPES = (sp.csr_matrix, sp.csc_matrix, sp.csr_array, sp.csc_array)

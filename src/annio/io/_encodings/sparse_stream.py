@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from annio.settings import settings
-from annio.io._storage.adapter import StorageArray, StorageGroup
 from annio.io._encodings.blocks import report_progress, row_blocks
+from annio.io._storage.adapter import StorageArray, StorageGroup
+from annio.settings import settings
 
 
 def _major_blocks(value: Any, fmt: str, n_major: int, row_bytes: int) -> Iterator[slice]:

@@ -198,7 +198,7 @@ def read_10x_mtx(
     prefix = prefix or ""
     cache_file = Path("cache") / (str(folder.resolve()).strip("/").replace("/", "-") + f"-{prefix}{var_names}{int(gex_only)}.h5ad")
     if cache and cache_file.exists():
-        from annio.io._files import read_h5ad  # noqa: PLC0415 - the same layer (io), needed only with cache
+        from annio.io._files import read_h5ad
 
         return read_h5ad(cache_file)
     if not folder.is_dir():
@@ -233,7 +233,7 @@ def read_10x_mtx(
     if v3 and gex_only and "feature_types" in columns:
         adata = _subset_var(adata, columns["feature_types"] == _GEX)
     if cache:
-        from annio.io._files import write_h5ad  # noqa: PLC0415
+        from annio.io._files import write_h5ad
 
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         write_h5ad(cache_file, adata, compression=cache_compression)

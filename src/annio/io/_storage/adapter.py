@@ -24,9 +24,9 @@ from zarr.dtype import VariableLengthUTF8
 
 from annio.errors import FormatError, MissingElementError
 from annio.io._storage import create, guards, h5_chunks, h5_pread, h5_small, opened, zarr_ranges, zarr_shards, zarr_small, zarr_v2_read
-from annio.io._storage.ranges import gather_index, read_merged
 from annio.io._storage.attrs import Attributes, KnownAttributes, attr_to_json, dumps_json
 from annio.io._storage.dtypes import read_strings, zdtype
+from annio.io._storage.ranges import gather_index, read_merged
 
 __all__ = ["StorageNode", "StorageGroup", "StorageArray", "Attributes", "wrap", "is_storage_object", "dumps_json"]
 

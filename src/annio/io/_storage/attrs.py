@@ -142,7 +142,7 @@ class KnownAttributes(Attributes):
     """Attributes of an array annio wrote itself (:mod:`~annio.io._storage.zarr_small`):
     read from what was written; changes go through zarr-python (which opens the array)."""
 
-    def __init__(self, node: StorageNode, known: dict[str, Any]) -> None:  # noqa: D107
+    def __init__(self, node: StorageNode, known: dict[str, Any]) -> None:
         self._node, self._known = node, known
 
     @property

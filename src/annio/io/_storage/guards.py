@@ -150,6 +150,6 @@ def stored_member_names(node: Any) -> list[str]:
 
     try:
         names = sync(listing())
-    except Exception:  # noqa: BLE001 - a best effort; the caller raises anyway
+    except Exception:
         return []
     return sorted(n.rstrip("/") for n in names if not n.startswith(".") and n not in ("zarr.json",))

@@ -25,9 +25,9 @@ import h5py
 import numpy as np
 
 from annio.errors import FormatError
-from annio.settings import settings
 from annio.io._storage import h5_pread
 from annio.io._storage.ranges import gather_index, split_at_chunks
+from annio.settings import settings
 
 __all__ = ["can_use_direct_chunks", "read_mode", "write_chunks", "read_chunks", "can_read_ranges", "read_ranges"]
 

@@ -145,7 +145,7 @@ class RangeCachedFile:
         if self._size <= _WHOLE_FILE_BYTES:  # one request beats rounds of them
             pieces, rounds = [(0, self._cat_ranges([0], [self._size])[0])], 1
         else:
-            fetch = lambda ranges: self._cat_ranges([s for s, _ in ranges], [e for _, e in ranges])  # noqa: E731
+            fetch = lambda ranges: self._cat_ranges([s for s, _ in ranges], [e for _, e in ranges])
             pieces, rounds = h5_meta.walk_metadata(fetch, self._size)
         self._meta = pieces
         self._meta_starts = [s for s, _ in pieces]
@@ -186,7 +186,7 @@ class RangeCachedFile:
             else:
                 todo.append((ds, root))
         if todo:
-            fetch = lambda ranges: self._ranges_from_memory_or_remote([s for s, _ in ranges], [e for _, e in ranges])  # noqa: E731
+            fetch = lambda ranges: self._ranges_from_memory_or_remote([s for s, _ in ranges], [e for _, e in ranges])
             tables, nodes = h5_btree.read_chunk_tables(todo, fetch, sizeof_addr, self._size)
             self._tables.update(tables)
             for addr, data in nodes:

@@ -64,7 +64,7 @@ def open_metadata(path: Any) -> Iterator[Any]:
     if kind == "zarr":
         yield _zarr_root(p)
         return
-    import h5py  # noqa: PLC0415 - only .h5ad needs it
+    import h5py
 
     try:
         f = h5py.File(p, "r")
@@ -81,7 +81,7 @@ def codec_of(node: Any) -> str:
     node of this module or of the full adapter."""
     if isinstance(node, _Node):
         return node.codec
-    from annio.io._storage.describe import codec  # noqa: PLC0415 - the full adapter is loaded already
+    from annio.io._storage.describe import codec
 
     return codec(node)
 
@@ -106,7 +106,7 @@ class _H5Attrs(Mapping):
         self._raw = raw
 
     def __getitem__(self, key: str) -> Any:
-        import numpy as np  # noqa: PLC0415 - h5py imported it
+        import numpy as np
 
         value = self._raw[key]
         if isinstance(value, bytes):
@@ -131,7 +131,7 @@ class _H5Attrs(Mapping):
 
 
 def _h5_string_info(dtype: Any) -> Any:
-    import h5py  # noqa: PLC0415
+    import h5py
 
     return h5py.check_string_dtype(dtype)
 
@@ -148,7 +148,7 @@ class _H5Group(_Node):
         return list(self.raw.keys())
 
     def __getitem__(self, key: str) -> _Node:
-        import h5py  # noqa: PLC0415
+        import h5py
 
         child = self.raw[key]
         if isinstance(child, h5py.Group):
@@ -175,7 +175,7 @@ class _H5Array(_Node):
 
     @property
     def dtype(self) -> Any:
-        import numpy as np  # noqa: PLC0415
+        import numpy as np
 
         info = _h5_string_info(self.raw.dtype)
         if info is not None and info.length is None:

@@ -45,12 +45,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import h5py
-
 from zarr.abc.store import Store
 
 from annio.io._storage.h5_ranges import RangeCachedFile, register_open
 from annio.io._storage.prefetch_store import MetadataPrefetchStore, PrefetchStore
-
 from annio.io._storage.urls import is_url
 
 __all__ = [

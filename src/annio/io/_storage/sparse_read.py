@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from annio.errors import FormatError
-from annio.io._storage.ranges import runs
 from annio.io._storage.adapter import is_storage_object, wrap
+from annio.io._storage.ranges import runs
 
 __all__ = ["check_index_range", "SparseParts", "read_ranges", "runs", "read_major_slice", "read_major_rows", "check_indptr_bounds", "value_ranges", "major_read_plan", "zarr_read_span"]
 

@@ -81,15 +81,15 @@ def _write(path: Path, data: bytes) -> None:
 def create_group(parent: zarr.Group, directory: Path, key: str, attributes: dict[str, Any]) -> zarr.Group:
     """Write group ``key`` (its metadata documents) under ``directory`` and return the
     ``zarr.Group`` for it, built without reading the store."""
-    from zarr.core.group import AsyncGroup, GroupMetadata
     from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.group import AsyncGroup, GroupMetadata
 
     meta = GroupMetadata(attributes=attributes, zarr_format=parent.metadata.zarr_format)
     target = directory / key
     target.mkdir(parents=True, exist_ok=True)
     for name, buf in meta.to_buffer_dict(default_buffer_prototype()).items():
         _write(target / name, buf.to_bytes())
-    return zarr.Group(AsyncGroup(metadata=meta, store_path=parent._async_group.store_path / key))  # noqa: SLF001
+    return zarr.Group(AsyncGroup(metadata=meta, store_path=parent._async_group.store_path / key))
 
 
 # ----------------------------------------------------------------------------- templates
@@ -120,7 +120,7 @@ def _template(fmt: int, dtype: np.dtype, is_string: bool, ndim: int, sharded: bo
 
     # through a group, as annio creates arrays (zarr.create_array picks other v2 defaults)
     zarr.open_group(store, mode="w", zarr_format=fmt).create_array("t", shape=ones, dtype=VariableLengthUTF8() if is_string else dtype, **options)  # type: ignore[arg-type]
-    files = {k: v.to_bytes() for k, v in store._store_dict.items()}  # noqa: SLF001 - MemoryStore's dict
+    files = {k: v.to_bytes() for k, v in store._store_dict.items()}
     if fmt == 3:
         doc = json.loads(files["t/zarr.json"])
         plan = _plan_v3(doc, dtype, is_string)

@@ -18,7 +18,6 @@ to zarr-python (which validates it and warns as before).
 
 from __future__ import annotations
 
-
 import math
 from pathlib import Path
 from typing import Any
@@ -243,7 +242,7 @@ class TreeGroup(_TreeNode, adapter.StorageGroup):
             return adapter.wrap(self._tree.zarr_node(path))
         except FormatError:
             raise
-        except adapter._BACKEND_ERRORS as err:  # noqa: SLF001 - the adapter's list of backend errors
+        except adapter._BACKEND_ERRORS as err:
             raise FormatError(self._child_path(key), f"could not open element: {err}") from err
 
 
@@ -268,7 +267,7 @@ class TreeArray(_TreeNode, adapter.StorageArray):
         if raw is None:
             try:
                 raw = self._tree.zarr_node(self._key)
-            except adapter._BACKEND_ERRORS as err:  # noqa: SLF001
+            except adapter._BACKEND_ERRORS as err:
                 raise FormatError(self.path, f"could not open element: {err}") from err
             self.__dict__["_raw"] = raw
         return raw
