@@ -213,6 +213,14 @@ def header_messages(read: Callable[[int, int], bytes], addr: int, sizeof_addr: i
 HEADER_BYTES = 4096
 
 
+def chunked_layout(body: bytes, sizeof_addr: int) -> tuple[int, int] | None:
+    """``(B-tree address, rank + 1)`` from the body of a data layout message of a chunked
+    dataset indexed by a version-1 B-tree (layout version 3, class 2), else None."""
+    if len(body) < 3 + sizeof_addr or body[0] != 3 or body[1] != 2:
+        return None
+    return _uint(body, 3, sizeof_addr), body[2]
+
+
 def btree_address(ds: h5py.Dataset, read: Callable[[int, int], bytes], sizeof_addr: int, eof: int) -> int | None:
     """The address of the version-1 B-tree indexing ``ds``'s chunks (``_UNDEFINED`` when no
     chunk was ever written), or None when ``ds`` is not stored that way (see module doc)."""
@@ -228,12 +236,12 @@ def btree_address(ds: h5py.Dataset, read: Callable[[int, int], bytes], sizeof_ad
     for mtype, body in messages:
         if mtype != _LAYOUT:
             continue
-        if len(body) < 2 or body[0] != 3 or body[1] != 2:
+        layout = chunked_layout(body, sizeof_addr)
+        if layout is None:
             return None  # layout v1/v2 (very old), v4 (libver latest) or not chunked
-        rank1 = body[2]
+        btree, rank1 = layout
         if rank1 != len(g.chunks) + 1 or len(body) < 3 + sizeof_addr + 4 * rank1:
             raise _bad(g.name, "chunked layout message does not match the dataset's rank")
-        btree = _uint(body, 3, sizeof_addr)
         if btree == (1 << (8 * sizeof_addr)) - 1:  # HDF5's undefined address at this file's address size
             btree = _UNDEFINED
         dims = struct.unpack_from(f"<{rank1}I", body, 3 + sizeof_addr)

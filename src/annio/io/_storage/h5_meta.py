@@ -160,9 +160,9 @@ def _header(data: _Bytes, addr: int, g: _Geometry) -> list[tuple[str, int]]:
             out += _link_target(body, g)
         elif mtype == _ATTRIBUTE:
             out += [("gcol", a) for a in _vlen_collections(body, g)]
-        elif mtype == _LAYOUT and len(body) >= 3 + sa and body[0] == 3 and body[1] == 2:
+        elif mtype == _LAYOUT and (layout := h5_btree.chunked_layout(body, sa)) is not None:
             # a chunked dataset: HDF5 reads the root node of its chunk B-tree on opening it
-            out.append((f"chunk:{body[2]}", _uint(body, 3, sa)))
+            out.append((f"chunk:{layout[1]}", layout[0]))
     return [(kind, a) for kind, a in out if g.valid(a)]
 
 
