@@ -5,6 +5,7 @@ local read, no extra requests."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,52 @@ def test_remote_tree_arrays_of_several_chunks_equal_zarr_pythons(http_server: An
     expected = zarr.open_group(root, mode="r")
     for name in ("chunked", "sharded"):
         np.testing.assert_array_equal(tree[name].read(), expected[name][...])
+
+
+def test_remote_lazy_selection_makes_no_metadata_request_but_the_root(published: dict[str, Path], http_server: Any, latency_proxy: Any) -> None:
+    # the tree serves every node's own zarr.json (zarr-python objects opened for selections
+    # are built from it): the root document is the only metadata fetched, however many
+    # elements the selection loads through zarr-python
+    proxy = latency_proxy(http_server.base_url, rtt=0.0)
+    url = f"{proxy.url}/remote-tree/v3.zarr"
+    lazy = read_lazy(url)
+    rows = np.array([1, 7, 30, 59])
+    got = lazy[rows].to_memory()
+    metadata = [r.path for r in proxy.requests if r.path.rsplit("/", 1)[-1] in ("zarr.json", ".zarray", ".zattrs", ".zgroup")]
+    assert metadata == ["/remote-tree/v3.zarr/zarr.json"], metadata
+    assert_equal(got, annio.read_zarr(published["v3.zarr"])[rows].copy())
+
+
+def test_remote_tree_zarr_nodes_equal_zarr_pythons(published: dict[str, Path], http_server: Any) -> None:
+    group, _ = open_zarr_group(zarr_store_from_url(http_server.url("remote-tree/v3.zarr")))
+    tree = group._annio_tree
+    expected = zarr.open_group(published["v3.zarr"], mode="r")
+    for path, doc in tree.docs.items():
+        if not path:
+            continue
+        node = tree.zarr_node(path)
+        assert type(node) is type(expected[path]), path
+        if doc["node_type"] == "array":
+            assert node.metadata == expected[path].metadata, path
+            np.testing.assert_array_equal(node[...], expected[path][...])
+        else:  # its members are not listed empty (HTTP cannot list: the tree's children)
+            assert node.metadata.consolidated_metadata is None, path
+            assert dict(node.attrs) == dict(expected[path].attrs), path
+            assert sorted(tree.children[path]) == sorted(expected[path].keys()), path
+    assert tree.zarr_node("obs") is tree.zarr_node("obs")  # built once
+
+
+def test_remote_tree_node_zarr_python_rejects_is_opened_by_zarr_python(http_server: Any) -> None:
+    # a consolidated document annio recognises but zarr-python's metadata class rejects
+    # (an unknown codec): the node is opened from its own document, and zarr-python's error
+    # is what the user sees
+    root = http_server.root / "remote-tree-bad-codec.zarr"
+    g = zarr.open_group(root, mode="w", zarr_format=3)
+    g.create_array("a", shape=(4,), dtype="i4")[:] = 1
+    zarr.consolidate_metadata(root)
+    doc = json.loads((root / "zarr.json").read_text())
+    doc["consolidated_metadata"]["metadata"]["a"]["codecs"].append({"name": "no-such-codec"})
+    (root / "zarr.json").write_text(json.dumps(doc))
+    group, _ = open_zarr_group(zarr_store_from_url(http_server.url("remote-tree-bad-codec.zarr")))
+    node = group._annio_tree.zarr_node("a")  # from a/zarr.json, which is intact
+    np.testing.assert_array_equal(node[...], np.ones(4, dtype="i4"))

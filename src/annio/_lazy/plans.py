@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import contextvars
+
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -27,31 +29,42 @@ from annio.io._storage import engine, prefetch
 
 __all__ = ["open_keys", "prefetching_lazy_object", "prefetching_selection"]
 
+#: ids of the values the enclosing :func:`prefetching_selection` blocks planned (this thread)
+_PLANNED: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("annio_planned", default=frozenset())
 
-def _index_keys(group: Any) -> list[str]:
-    if not isinstance(group, zarr.Group):
+
+def _index_keys(frame: Any) -> list[str]:
+    from annio.io._storage.adapter import StorageGroup
+
+    if not isinstance(frame, StorageGroup):
         return []
-    index = group.attrs.get("_index")
-    if not isinstance(index, str) or index not in group:
+    index = frame.attrs.get("_index")
+    if not isinstance(index, str) or index not in frame:
         return []
-    node = group[index]
-    return prefetch.plan_tree(node) or []
+    return prefetch.plan_tree(frame[index]) or []
 
 
 def open_keys(group: Any, *, load_annotation_index: bool = True) -> list[str] | None:
     """Keys a lazy open of the AnnData in ``group`` reads (None: local store or no
     consolidated metadata — nothing to prefetch)."""
+    from annio.io._storage.adapter import StorageGroup, wrap
+    from annio.io._storage.zarr_tree_plan import tree_position
+
     if prefetch.prefetch_store_of(group) is None or not isinstance(group, zarr.Group):
         return None
-    if getattr(group.metadata, "consolidated_metadata", None) is None:
+    if tree_position(group) is None and getattr(group.metadata, "consolidated_metadata", None) is None:
         return None
+    root = wrap(group)
     keys: list[str] = []
-    if "uns" in group:
-        keys.extend(prefetch.plan_tree(group["uns"]) or [])
+    if "uns" in root:
+        keys.extend(prefetch.plan_tree(root["uns"]) or [])
     if load_annotation_index:
-        for name in ("obs", "var", "raw/var"):
-            if name in group:
-                keys.extend(_index_keys(group[name]))
+        for name in ("obs", "var", "raw"):
+            node = root[name] if name in root else None
+            if name == "raw":
+                node = node["var"] if isinstance(node, StorageGroup) and "var" in node else None
+            if node is not None:
+                keys.extend(_index_keys(node))
     return keys
 
 
@@ -69,7 +82,7 @@ class _Plan:
         if store is None:
             from annio.io._storage.h5_ranges import cached_file_of
 
-            store = cached_file_of(arr)  # an HDF5 file read from a URL
+            store = cached_file_of(getattr(arr, "raw", arr))  # an HDF5 file read from a URL
         if store is None:
             return None
         self.stores[id(store)] = store
@@ -135,6 +148,7 @@ def _add_frame(plan: _Plan, frame: Any) -> None:
     rows = frame._rows
     names = [*frame._columns, *([frame._true_index_key] if frame._true_index_key else [])]
     checked = False
+    span = None if rows is None else ArraySource.take_span(rows)  # the same rows of every column
     for col in names:
         if col not in source:
             continue
@@ -144,13 +158,13 @@ def _add_frame(plan: _Plan, frame: Any) -> None:
             if not isinstance(arr, StorageArray) or not arr.shape:
                 continue
             if not checked:  # the frame's arrays share one store: a local one has nothing to plan
-                if plan._store(getattr(arr, "raw", arr)) is None:
+                if plan._store(arr) is None:
                     return
                 checked = True
-            if rows is None or part == "categories":
+            if span is None or part == "categories":
                 plan.add_dense(arr, 0, arr.shape[0])
             else:
-                plan.add_dense(arr, *ArraySource.take_span(rows))
+                plan.add_dense(arr, *span)
 
 
 def _collect(plan: _Plan, value: Any) -> None:
@@ -254,11 +268,19 @@ def _run_store(store: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple
 def prefetching_selection(values: Iterable[Any]) -> Iterator[None]:
     """Inside the block, the stored reads of loading ``values`` (dask arrays, lazy frames,
     dicts of them) from remote zarr stores are answered from memory: planned and fetched
-    on entry, dropped on exit. A no-op for local stores."""
+    on entry, dropped on exit. A no-op for local stores, and for values an enclosing block
+    already planned (a lazy AnnData's ``to_memory`` loads its frames with their own
+    ``to_memory``)."""
+    values = list(values)
+    planned = _PLANNED.get()
+    if values and all(id(v) in planned for v in values):
+        yield
+        return
     plan = _Plan()
     for value in values:
         _collect(plan, value)
     fetches: list[Any] = []
+    token = _PLANNED.set(planned | {id(v) for v in values})
     try:
         for sid, store in plan.stores.items():
             if not hasattr(store, "fetch_ranges"):  # an HDF5 file read from a URL
@@ -268,6 +290,7 @@ def prefetching_selection(values: Iterable[Any]) -> Iterator[None]:
                 fetches.extend(_run_store(store, plan.dense.get(sid, []), plan.sparse.get(sid, [])))
         yield
     finally:
+        _PLANNED.reset(token)
         for f in fetches:
             f.release()
 

@@ -111,7 +111,13 @@ def _open(store: Any, storage_options: Any = None) -> tuple[Any, LazyFile | None
         if isinstance(store, str | os.PathLike) and not _local_path(store).exists():
             raise FileNotFoundError(f"No such file or directory: {str(_local_path(store))!r}")
         zstore = zarr_store(store, mode="r")
-    group, listable = open_zarr_group(zstore, where=store)
+    from annio.io._storage.zarr_tree import open_tree
+
+    tree_root = open_tree(zstore)  # local + consolidated: no zarr object per node
+    if tree_root is not None:
+        group, listable = tree_root, True
+    else:
+        group, listable = open_zarr_group(zstore, where=store)
     if not listable:
         warnings.warn("Did not read zarr as consolidated. Consider consolidating your metadata.", UserWarning, stacklevel=3)
     owned = zstore is not store and isinstance(zstore, zarr.storage.ZipStore)

@@ -30,11 +30,16 @@ import zarr
 
 from annio.io._storage import engine
 from annio.io._storage.prefetch_store import PrefetchStore
+from annio.io._storage.zarr_tree_plan import tree_nbytes, tree_object_keys, tree_position
 
 __all__ = ["PrefetchStore", "prefetch_store_of", "tree_keys", "array_keys", "plan_tree", "prefetching", "prefetching_async", "fetch_sync"]
 
 def prefetch_store_of(node: Any) -> PrefetchStore | None:
     """The :class:`PrefetchStore` under a zarr group/array (or adapter node), if any."""
+    found = tree_position(node)
+    if found is not None:
+        store = found[0].store
+        return store if isinstance(store, PrefetchStore) else None
     raw = getattr(node, "raw", node)
     if not isinstance(raw, zarr.Group | zarr.Array):
         return None
@@ -77,6 +82,9 @@ def tree_keys(node: Any, *, skip: Iterable[str] = ()) -> list[str] | None:
     adapter node), from consolidated metadata only; None when that would need listing
     requests (no consolidated metadata). Children named in ``skip`` (relative paths) are
     left out."""
+    found = tree_position(node)
+    if found is not None:  # parsed by annio: planned from its documents, no zarr objects
+        return tree_object_keys(*found, skip=skip)
     raw = getattr(node, "raw", node)
     if isinstance(raw, zarr.Array):
         return array_keys(raw)
@@ -101,6 +109,9 @@ def _budget() -> int:
 def within_budget(node: Any, keys: list[str] | None = None) -> bool:
     """Whether the arrays below ``node`` hold at most ``settings.remote_prefetch_bytes``
     (uncompressed: an upper bound of what a prefetch would keep in memory)."""
+    found = tree_position(node)
+    if found is not None:
+        return tree_nbytes(*found) <= _budget()
     raw = getattr(node, "raw", node)
     if isinstance(raw, zarr.Array):
         return raw.nbytes <= _budget()

@@ -59,6 +59,7 @@ class MetadataPrefetchStore(WrapperStore[Store]):
         self.zarr_format = zarr_format
         self._docs: dict[str, bytes | None] | None = None
         self._probe: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+        self._node_docs: dict[str, dict[str, Any]] | None = None
 
     def _with_store(self, store: Store) -> MetadataPrefetchStore:
         return type(self)(store, zarr_format=self.zarr_format)
@@ -137,11 +138,40 @@ class MetadataPrefetchStore(WrapperStore[Store]):
         assert self._docs is not None
         return self._docs
 
+    async def probe(self) -> None:
+        """Fetch the root metadata document(s) now (one request for a v3 store)."""
+        await self._ensure_probed()
+
+    def serve_node_documents(self, docs: dict[str, dict[str, Any]]) -> None:
+        """Answer each node's own metadata from ``docs`` (path → the node's ``zarr.json``
+        content, as the root's consolidated metadata holds it): ``<path>/zarr.json`` is
+        served from memory and the v2 documents of those nodes are reported missing."""
+        self._node_docs = docs
+        self._unserved: set[str] = set()
+
+    def unserve_node_document(self, path: str) -> None:
+        """Fetch the node at ``path``'s own metadata from now on (its consolidated copy was
+        rejected)."""
+        self._unserved.add(path)
+
+    def _node_document(self, key: str) -> Any:
+        if self._node_docs is None:
+            return _MISS
+        path, _, name = key.rpartition("/")
+        doc = self._node_docs.get(path)
+        if doc is None or not path or path in self._unserved:
+            return _MISS
+        if name != _V3_META:
+            return None
+        # a child group's own document lists no members (zarr-python would take an empty
+        # consolidated listing for an empty group)
+        return json.dumps({k: v for k, v in doc.items() if k != "consolidated_metadata"}).encode()
+
     async def get(self, key: str, prototype: Any, byte_range: Any = None) -> Any:
         if byte_range is None and self._is_metadata_key(key):
             docs = await self._ensure_probed()
-            if key in docs:
-                doc = docs[key]
+            doc = docs[key] if key in docs else self._node_document(key)
+            if doc is not _MISS:
                 return None if doc is None else prototype.buffer.from_bytes(doc)
         return await self._store.get(key, prototype, byte_range)
 
@@ -152,6 +182,10 @@ class MetadataPrefetchStore(WrapperStore[Store]):
     async def exists(self, key: str) -> bool:
         if self._docs is not None and key in self._docs:
             return self._docs[key] is not None
+        if self._is_metadata_key(key):
+            doc = self._node_document(key)
+            if doc is not _MISS:
+                return doc is not None
         return await self._store.exists(key)
 
 

@@ -172,6 +172,11 @@ def open_zarr_group(zstore: Any, *, where: Any = None, consolidated: bool | None
     where = zstore if where is None else where
     try:
         if consolidated is None or consolidated:
+            from annio.io._storage.zarr_tree_plan import open_remote_tree
+
+            tree_root = open_remote_tree(zstore)  # remote + consolidated v3: parsed once, by annio
+            if tree_root is not None:
+                return tree_root, True
             try:
                 group = zarr.open_group(zstore, mode="r", use_consolidated=consolidated)
             except (ValueError, TypeError, KeyError, ZeroDivisionError) as err:
@@ -185,9 +190,6 @@ def open_zarr_group(zstore: Any, *, where: Any = None, consolidated: bool | None
                     stacklevel=3,
                 )
                 return zarr.open_group(zstore, mode="r", use_consolidated=False), False
-            from annio.io._storage.zarr_tree import attach_remote_tree
-
-            attach_remote_tree(group)  # remote + consolidated v3: elements answered from its metadata
             return group, getattr(group.metadata, "consolidated_metadata", None) is not None
         return zarr.open_group(zstore, mode="r", use_consolidated=False), False
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as err:

@@ -33,7 +33,7 @@ from annio.errors import FormatError, MissingElementError
 from annio.io._storage import adapter, guards, zarr_shards
 from annio.io._storage.attrs import Attributes, KnownAttributes, loads_json
 
-__all__ = ["open_tree", "attach_remote_tree"]
+__all__ = ["open_tree", "tree_root_group"]
 
 _VLEN = VLenUTF8()
 _EMPTY = 2**64 - 1
@@ -49,11 +49,39 @@ class _Tree:
 
     def __init__(self, store: Any, root_group: zarr.Group, docs: dict[str, dict[str, Any]], children: dict[str, list[str]]) -> None:
         self.store, self.root_group, self.docs, self.children = store, root_group, docs, children
+        self.zarr_nodes: dict[str, Any] = {}
         self.local = type(store) is LocalStore
         self.directory = str(store.root) if self.local else ""
 
     def zarr_node(self, path: str) -> Any:
-        return self.root_group[path] if path else self.root_group
+        """The zarr-python node at ``path``, built from its document (no store access, no
+        event-loop round trip); zarr-python opens it itself when it rejects the document."""
+        if not path:
+            return self.root_group
+        node = self.zarr_nodes.get(path)
+        if node is None:
+            node = self.zarr_nodes[path] = self._zarr_node_from_doc(path)
+        return node
+
+    def _zarr_node_from_doc(self, path: str) -> Any:
+        from zarr.core.array import AsyncArray
+        from zarr.core.group import AsyncGroup, GroupMetadata
+        from zarr.core.metadata import ArrayV3Metadata
+        from zarr.storage import StorePath
+
+        doc = dict(self.docs[path])
+        doc.pop("consolidated_metadata", None)  # a child's own view of its members: none listed
+        try:
+            where = StorePath(self.store, path)
+            if doc["node_type"] == "array":
+                return zarr.Array(AsyncArray(metadata=ArrayV3Metadata.from_dict(doc), store_path=where))
+            return zarr.Group(AsyncGroup(metadata=GroupMetadata.from_dict(doc), store_path=where))
+        except (TypeError, ValueError, KeyError):
+            # zarr-python reads the node's own document (not the consolidated copy) and says what is wrong
+            unserve = getattr(self.store, "unserve_node_document", None)
+            if unserve is not None:
+                unserve(path)
+            return self.root_group[path]
 
     def object_bytes(self, key: str) -> Any:
         """The object ``key`` (None: absent); :data:`_MISS` when a remote store has not
@@ -103,12 +131,24 @@ def _recognised(doc: Any) -> bool:
 def open_tree(store: Any) -> zarr.Group | None:
     """A root ``zarr.Group`` (built without zarr-python reading the consolidated metadata)
     carrying the parsed tree for the adapter; None when the store is not a local zarr v3
-    store with consolidated metadata this module recognises."""
+    store with consolidated metadata this module recognises. (Remote stores:
+    :func:`annio.io._storage.zarr_tree_plan.open_remote_tree`.)"""
     if type(store) is not LocalStore or not store.read_only:
         return None
     try:
-        root_doc = loads_json((Path(store.root) / "zarr.json").read_bytes())
-    except (OSError, ValueError):
+        doc = (Path(store.root) / "zarr.json").read_bytes()
+    except OSError:
+        return None
+    return tree_root_group(store, doc)
+
+
+def tree_root_group(store: Any, doc: bytes) -> zarr.Group | None:
+    """The root group of ``store`` carrying the tree parsed from its root ``zarr.json``
+    ``doc``; None unless that is a zarr v3 group with inline consolidated metadata this
+    module recognises entirely."""
+    try:
+        root_doc = loads_json(doc)
+    except ValueError:
         return None
     if not isinstance(root_doc, dict) or root_doc.get("zarr_format") != 3 or root_doc.get("node_type") != "group":
         return None
@@ -125,31 +165,6 @@ def open_tree(store: Any) -> zarr.Group | None:
     group = zarr.Group(AsyncGroup(metadata=meta, store_path=StorePath(store, "")))
     object.__setattr__(group, "_annio_tree", _Tree(store, group, *parsed))
     return group
-
-
-def attach_remote_tree(group: zarr.Group) -> None:
-    """Let the adapter answer ``group`` (the root of a remote consolidated zarr v3 store,
-    opened by zarr-python over a :class:`~annio.io._storage.prefetch_store.PrefetchStore`)
-    from its consolidated metadata, as local stores are (:func:`open_tree`): one-chunk
-    arrays fetched ahead are decoded from the prefetched bytes, with no zarr-python array
-    object and no event-loop round trip per element. A no-op for anything else."""
-    from annio.io._storage.prefetch_store import PrefetchStore
-
-    store = group.store
-    if not isinstance(store, PrefetchStore) or group.path.strip("/") or getattr(group.metadata, "consolidated_metadata", None) is None:
-        return
-    doc = store.root_document()
-    if doc is None:
-        return
-    try:
-        root_doc = loads_json(doc)
-    except ValueError:
-        return
-    if not isinstance(root_doc, dict) or root_doc.get("zarr_format") != 3 or root_doc.get("node_type") != "group":
-        return
-    parsed = _parse_tree(root_doc)
-    if parsed is not None:
-        object.__setattr__(group, "_annio_tree", _Tree(store, group, *parsed))
 
 
 def _parse_tree(root_doc: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]] | None:
