@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import contextvars
-
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
