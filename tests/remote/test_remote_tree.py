@@ -135,3 +135,25 @@ def test_remote_tree_node_zarr_python_rejects_is_opened_by_zarr_python(http_serv
     group, _ = open_zarr_group(zarr_store_from_url(http_server.url("remote-tree-bad-codec.zarr")))
     node = group._annio_tree.zarr_node("a")  # from a/zarr.json, which is intact
     np.testing.assert_array_equal(node[...], np.ones(4, dtype="i4"))
+
+
+def test_remote_rows_are_decoded_from_the_prefetched_bytes(published: dict[str, Path], http_server: Any, latency_proxy: Any) -> None:
+    # while a selection's bytes are held, the tree decodes 1-D row reads itself (no request,
+    # no zarr-python read); once they are dropped, the same read goes to zarr-python again
+    from annio._lazy.plans import prefetching_selection
+
+    proxy = latency_proxy(http_server.base_url, rtt=0.0)
+    lazy = read_lazy(f"{proxy.url}/remote-tree/v3.zarr")
+    view = lazy[10:40]
+    root = adapter.wrap(lazy.file._handle)
+    indptr = root["X"]["indptr"]
+    assert isinstance(indptr, zarr_tree.TreeArray)
+    expected = zarr.open_array(published["v3.zarr"] / "X" / "indptr", mode="r")[10:41]
+    with prefetching_selection([view.X]):
+        proxy.reset()
+        got = indptr._read_cached(slice(10, 41))
+        assert proxy.requests == []
+    assert got is not None
+    np.testing.assert_array_equal(got, expected)
+    assert indptr._read_cached(slice(10, 41)) is None  # dropped: not held any more
+    np.testing.assert_array_equal(indptr.read(slice(10, 41)), expected)

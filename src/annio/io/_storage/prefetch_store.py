@@ -256,6 +256,14 @@ class PrefetchStore(MetadataPrefetchStore):
             return data[-byte_range.suffix :] if byte_range.suffix else b""
         return _MISS
 
+    #: What :meth:`cached_bytes` answers for bytes not held.
+    NOT_CACHED = _MISS
+
+    def cached_bytes(self, key: str, byte_range: ByteRequest | None = None) -> Any:
+        """The held bytes of object ``key`` (``byte_range`` of it); None when the object is
+        known to be absent; :attr:`NOT_CACHED` when not held."""
+        return self._lookup(key, byte_range)
+
     def cached_object(self, key: str, default: Any = None) -> Any:
         """The whole object ``key`` fetched ahead (None: absent), else ``default``."""
         return self._objects.get(key, default)

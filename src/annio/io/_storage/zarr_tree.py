@@ -32,6 +32,7 @@ from zarr.storage import LocalStore
 from annio.errors import FormatError, MissingElementError
 from annio.io._storage import adapter, guards, zarr_shards
 from annio.io._storage.attrs import Attributes, KnownAttributes, loads_json
+from annio.io._storage.zarr_tree_layout import doc_layout
 
 __all__ = ["open_tree", "tree_root_group"]
 
@@ -328,7 +329,29 @@ class TreeArray(_TreeNode, adapter.StorageArray):
                 except OSError as err:
                     raise FormatError(self.path, f"could not read data: {err}") from err
                 return out
+        if not self._tree.local:
+            out = self._read_cached(selection)
+            if out is not None:
+                return out
         return super().read(selection)
+
+    def _read_cached(self, selection: Any) -> np.ndarray | None:
+        """A selection of a 1-D numeric array decoded from bytes a remote prefetch holds
+        (:mod:`~annio.io._storage.zarr_tree_rows`); None: zarr-python reads it."""
+        from annio.io._storage import zarr_tree_rows
+
+        lookup = getattr(self._tree.store, "cached_bytes", None)
+        if self._string or lookup is None or len(self._doc["shape"]) != 1:
+            return None
+        request = zarr_tree_rows.row_request(selection, self._doc["shape"][0])
+        if request is None:
+            return None
+        lay = self.__dict__.get("_rlay", False)
+        if lay is False:
+            lay = self.__dict__["_rlay"] = doc_layout(self._doc, self.path, self.dtype, self._chunks, self._shards, self._key)
+        if lay is None:
+            return None
+        return zarr_tree_rows.read_cached_rows(lay, *request, lookup, self._tree.store.NOT_CACHED)
 
     def _layout(self) -> zarr_shards.Layout | None:
         """The chunk layout of a numeric array of several chunks (or shards) that
@@ -338,7 +361,7 @@ class TreeArray(_TreeNode, adapter.StorageArray):
         if lay is False and not self._tree.local:  # read_layout reads chunk files from a local directory
             lay = self.__dict__["_lay"] = None
         if lay is False:
-            lay = self.__dict__["_lay"] = _doc_layout(self._doc, self.path, self.dtype, self._chunks, self._shards, f"{self._tree.directory}/{self._key}")
+            lay = self.__dict__["_lay"] = doc_layout(self._doc, self.path, self.dtype, self._chunks, self._shards, f"{self._tree.directory}/{self._key}")
         return lay
 
     def _plan(self) -> list[tuple[int, bool]] | None:
@@ -428,60 +451,6 @@ class TreeArray(_TreeNode, adapter.StorageArray):
             if fill is None:
                 return super().read(...)
         return np.full(shape, fill, dtype=dtype)
-
-
-_FILLS = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
-
-
-def _plain_level(codecs: Any, dtype: np.dtype) -> int | None | bool:
-    """``bytes`` (little-endian) then optionally one checksum-free ``zstd``: the zstd level
-    (None: uncompressed); False for any other codec list."""
-    if not isinstance(codecs, list) or not 1 <= len(codecs) <= 2 or not all(isinstance(c, dict) for c in codecs):
-        return False
-    first = codecs[0]
-    endian = (first.get("configuration") or {}).get("endian", "little")
-    if first.get("name") != "bytes" or not (endian == "little" or (endian is None and dtype.itemsize == 1)):
-        return False
-    if len(codecs) == 1:
-        return None
-    conf = codecs[1].get("configuration") or {}
-    if codecs[1].get("name") != "zstd" or conf.get("checksum", False) or type(conf.get("level", 0)) is not int:
-        return False
-    return int(conf.get("level", 0))
-
-
-def _doc_layout(doc: dict[str, Any], name: str, dtype: np.dtype, chunks: tuple[int, ...], shards: tuple[int, ...] | None, directory: str) -> zarr_shards.Layout | None:
-    """A :class:`~annio.io._storage.zarr_shards.Layout` for the array ``doc`` describes, when
-    its layout is one annio decodes itself (see :meth:`TreeArray._layout`), else None."""
-    shape = tuple(doc["shape"])
-    cke = doc.get("chunk_key_encoding") or {}
-    sep = (cke.get("configuration") or {}).get("separator", "/")
-    if not shape or cke.get("name") != "default" or sep not in ("/", ".") or doc.get("storage_transformers"):
-        return None
-    codecs = doc["codecs"]
-    if shards is not None:
-        conf = codecs[0].get("configuration") or {}
-        index = conf.get("index_codecs")
-        if len(codecs) != 1 or conf.get("index_location", "end") != "end" or _plain_level(index[:1] if isinstance(index, list) else None, np.dtype("u8")) is not None:
-            return None
-        if len(index) != 2 or not isinstance(index[1], dict) or index[1].get("name") != "crc32c" or any(s % c for s, c in zip(shards, chunks, strict=True)):
-            return None
-        codecs = conf.get("codecs")
-    level = _plain_level(codecs, dtype)
-    fill = doc["fill_value"]
-    if level is False or (isinstance(fill, str) and fill not in _FILLS):
-        return None
-    try:
-        fill_value = np.asarray(_FILLS.get(fill, fill) if isinstance(fill, str) else fill, dtype=dtype)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-    def key(coords: tuple[int, ...]) -> str:
-        return "c" + sep + sep.join(map(str, coords))
-
-    return zarr_shards.Layout(
-        name, shape, shards or chunks, chunks, dtype.newbyteorder("<"), fill_value, level, Path(directory), key, sharded=shards is not None
-    )
 
 
 def _wrap_tree_root(group: Any) -> Any:

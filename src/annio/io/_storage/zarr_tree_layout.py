@@ -1,0 +1,68 @@
+"""Chunk layouts annio decodes itself, read from a zarr v3 array's metadata document
+(see :class:`annio.io._storage.zarr_tree.TreeArray`): ``bytes`` (little-endian) then
+optionally one ``zstd``, alone or inside a ``sharding_indexed`` codec whose index is
+``bytes`` + ``crc32c`` at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annio.io._storage import zarr_shards
+
+__all__ = ["doc_layout", "plain_level", "FILLS"]
+
+FILLS = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
+
+
+def plain_level(codecs: Any, dtype: np.dtype) -> int | None | bool:
+    """``bytes`` (little-endian) then optionally one checksum-free ``zstd``: the zstd level
+    (None: uncompressed); False for any other codec list."""
+    if not isinstance(codecs, list) or not 1 <= len(codecs) <= 2 or not all(isinstance(c, dict) for c in codecs):
+        return False
+    first = codecs[0]
+    endian = (first.get("configuration") or {}).get("endian", "little")
+    if first.get("name") != "bytes" or not (endian == "little" or (endian is None and dtype.itemsize == 1)):
+        return False
+    if len(codecs) == 1:
+        return None
+    conf = codecs[1].get("configuration") or {}
+    if codecs[1].get("name") != "zstd" or conf.get("checksum", False) or type(conf.get("level", 0)) is not int:
+        return False
+    return int(conf.get("level", 0))
+
+
+def doc_layout(doc: dict[str, Any], name: str, dtype: np.dtype, chunks: tuple[int, ...], shards: tuple[int, ...] | None, directory: str) -> zarr_shards.Layout | None:
+    """A :class:`~annio.io._storage.zarr_shards.Layout` for the array ``doc`` describes, when
+    its layout is one annio decodes itself (see :meth:`TreeArray._layout`), else None."""
+    shape = tuple(doc["shape"])
+    cke = doc.get("chunk_key_encoding") or {}
+    sep = (cke.get("configuration") or {}).get("separator", "/")
+    if not shape or cke.get("name") != "default" or sep not in ("/", ".") or doc.get("storage_transformers"):
+        return None
+    codecs = doc["codecs"]
+    if shards is not None:
+        conf = codecs[0].get("configuration") or {}
+        index = conf.get("index_codecs")
+        if len(codecs) != 1 or conf.get("index_location", "end") != "end" or plain_level(index[:1] if isinstance(index, list) else None, np.dtype("u8")) is not None:
+            return None
+        if len(index) != 2 or not isinstance(index[1], dict) or index[1].get("name") != "crc32c" or any(s % c for s, c in zip(shards, chunks, strict=True)):
+            return None
+        codecs = conf.get("codecs")
+    level = plain_level(codecs, dtype)
+    fill = doc["fill_value"]
+    if level is False or (isinstance(fill, str) and fill not in FILLS):
+        return None
+    try:
+        fill_value = np.asarray(FILLS.get(fill, fill) if isinstance(fill, str) else fill, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+    def key(coords: tuple[int, ...]) -> str:
+        return "c" + sep + sep.join(map(str, coords))
+
+    return zarr_shards.Layout(
+        name, shape, shards or chunks, chunks, dtype.newbyteorder("<"), fill_value, level, Path(directory), key, sharded=shards is not None
+    )
