@@ -157,3 +157,34 @@ def test_remote_rows_are_decoded_from_the_prefetched_bytes(published: dict[str, 
     np.testing.assert_array_equal(got, expected)
     assert indptr._read_cached(slice(10, 41)) is None  # dropped: not held any more
     np.testing.assert_array_equal(indptr.read(slice(10, 41)), expected)
+
+
+def test_lazy_open_overlapping_its_prefetch_requests_each_object_once(published: dict[str, Path], http_server: Any, latency_proxy: Any) -> None:
+    # the open builds what needs no prefetched object while the prefetch is in flight; a
+    # read of an object still arriving waits for it instead of requesting it again
+    proxy = latency_proxy(http_server.base_url, rtt=0.05)
+    lazy = read_lazy(f"{proxy.url}/remote-tree/v3.zarr")
+    paths = [r.path for r in proxy.requests]
+    assert len(paths) == len(set(paths)), sorted(paths)
+    assert proxy.stats()["chain_depth"] == 2  # the root document, then one concurrent batch
+    assert_equal(lazy.to_memory(), annio.read_zarr(published["v3.zarr"]))
+
+
+def test_start_fetch_makes_sync_and_async_reads_wait_for_the_bytes(published: dict[str, Path], http_server: Any, latency_proxy: Any) -> None:
+    from zarr.core.buffer import default_buffer_prototype
+
+    from annio.io._storage import engine
+
+    proxy = latency_proxy(http_server.base_url, rtt=0.1)
+    store = zarr_store_from_url(f"{proxy.url}/remote-tree/v3.zarr")
+    keys = ["obs/_index/c/0", "var/_index/c/0"]
+    fut = store.start_fetch(keys)
+    assert not fut.done()
+    first = store.cached_object(keys[0], default="not held")  # waits for the batch
+    assert fut.done() and isinstance(first, bytes)
+    fut2 = store.start_fetch(["uns/text/c/0"])
+    got = engine.run(store.get("uns/text/c/0", default_buffer_prototype()))
+    assert fut2.done() and got is not None
+    paths = [r.path for r in proxy.requests]
+    assert sorted(paths) == sorted(f"/remote-tree/v3.zarr/{k}" for k in [*keys, "uns/text/c/0"])
+    store.drop([*keys, "uns/text/c/0"])

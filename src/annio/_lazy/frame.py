@@ -285,6 +285,8 @@ class Dataset2D:
         names = list(self._columns)
         batched = self._read_batches(names) if not self._is_subset else {}
         lazy_names = [c for c in names if c not in batched and is_dask(self._ds.variables[c]._data)]
+        direct = _read_direct(self._ds, lazy_names)
+        lazy_names = [c for c in lazy_names if c not in direct]
         index_is_lazy = self._true_index_key is not None
         to_compute = [self._ds.variables[c].data for c in lazy_names]
         if index_is_lazy:
@@ -296,7 +298,7 @@ class Dataset2D:
         remove_unused = self._is_subset and settings.remove_unused_categories
         data: dict[str, Any] = {}
         for col in names:
-            value = batched[col] if col in batched else values[col] if col in values else self._materialize(col)
+            value = batched[col] if col in batched else direct[col] if col in direct else values[col] if col in values else self._materialize(col)
             if remove_unused and isinstance(value, pd.Categorical):
                 value = value.remove_unused_categories()
             data[col] = value
@@ -351,6 +353,18 @@ def backend_array(data: Any) -> Any:
         data = inner
         seen += 1
     return None
+
+
+def _read_direct(ds: Any, names: list[str]) -> dict[str, Any]:
+    """Columns read without dask (:func:`annio._lazy.pushdown.read_direct`)."""
+    from annio._lazy.pushdown import read_direct
+
+    out = {}
+    for col in names:
+        values = read_direct(ds.variables[col].data)
+        if values is not None:
+            out[col] = values
+    return out
 
 
 def is_dask(data: Any) -> bool:
@@ -426,13 +440,19 @@ def read_frame_lazy(node: StorageGroup, reader: Reader, *, use_range_index: bool
         ds_attrs["indexing_key"] = index_key
     else:
         dim = index_key if index_key not in columns else RESERVED
-        index = pd.Index(Reader().read_elem(index_node), name=index_name)
-        n = len(index)
+        # the columns (opened, not read) before the index (read): a remote prefetch of the
+        # index is still arriving while they are built
+        index = None if isinstance(index_node, StorageArray) and index_node.ndim == 1 else pd.Index(Reader().read_elem(index_node), name=index_name)
+        n = index_node.shape[0] if index is None else len(index)
     for col in columns:
         if col not in node:
             raise FormatError(f"{node.path}/{col}", "column listed in column-order is missing")
         value = _read_column(node[col], reader, chunks)
         variables[col] = _column_variable(dim, f"{node.path}/{col}", value, n)
+    if index is None:
+        index = pd.Index(Reader().read_elem(index_node), name=index_name)
+        if len(index) != n:  # pragma: no cover - a 1-D array reads as its length
+            raise FormatError(f"{node.path}/{index_key}", f"index holds {len(index)} values, its array {n}")
     ds = xr.Dataset(variables, coords={dim: pd.Index(np.asarray(index, dtype=object), name=dim)}, attrs=ds_attrs)
     return Dataset2D(ds, index=index, columns=columns, true_index_key=index_key if use_range_index else None)._with_source(node)
 

@@ -22,7 +22,7 @@ from annio._core.index import register_array_subsetter
 from annio.io._encodings.sparse import result_class
 from annio.io._storage.sparse_read import read_major_rows
 
-__all__ = ["remember", "take_rows", "origin_of"]
+__all__ = ["remember", "take_rows", "origin_of", "read_direct"]
 
 
 class _Origin:
@@ -132,6 +132,19 @@ def take_rows(x: Any, idx: Any, axis: int) -> Any:
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     out = da.Array(graph, name, chunks=chunks, meta=x._meta, dtype=x.dtype)
     return _register(out, origin)
+
+
+def read_direct(x: Any) -> np.ndarray | None:
+    """The values of a 1-D dense lazy array this module made (all of a stored array, or
+    rows of it), read from storage in one call instead of through dask's scheduler (whose
+    graph handling costs more than the read for the small columns of a frame); None for any
+    other array."""
+    origin = _ORIGINS.get(getattr(x, "name", None)) if type(x).__module__.startswith("dask") else None
+    if origin is None or origin.kind != "dense" or x.ndim != 1:
+        return None
+    source = origin.source
+    values = source.read(slice(0, x.shape[0])) if origin.rows is None else source.take(origin.rows)
+    return np.asarray(values, dtype=x.dtype) if values.dtype != x.dtype else values
 
 
 register_array_subsetter(take_rows)

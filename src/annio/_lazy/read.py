@@ -26,6 +26,8 @@ from annio.settings import settings
 __all__ = ["read_lazy", "read_elem_lazy", "LazyFile"]
 
 ANNDATA_KEYS = ("obs", "var", "obsm", "varm", "obsp", "varp", "layers", "X", "raw", "uns")
+#: Elements whose lazy open reads objects (indexes, uns values): opened after the others.
+_READS_PREFETCHED = frozenset({"obs", "var", "raw", "uns"})
 
 
 class LazyFile:
@@ -168,10 +170,12 @@ def read_lazy(store: Any, *, load_annotation_index: bool = True, storage_options
         from annio._lazy.plans import open_keys
         from annio.io._storage.prefetch import prefetching
 
-        with override, prefetching(group, open_keys(group, load_annotation_index=not use_range)):
-            for key in _children(root, listable):
-                if key not in ANNDATA_KEYS:
-                    continue
+        keys = open_keys(group, load_annotation_index=not use_range)
+        with override, prefetching(group, keys, overlap=True):
+            # what needs no prefetched object (arrays are opened, not read) is built while the
+            # prefetch is in flight; the frames' indexes and uns, which read them, come last
+            children = [k for k in _children(root, listable) if k in ANNDATA_KEYS]
+            for key in sorted(children, key=lambda k: k in _READS_PREFETCHED):
                 node = root[key]
                 if key in ("obs", "var"):
                     parts[key] = _read_frame(node, reader, use_range)

@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Coroutine, Iterable
 from typing import Any, TypeVar
 
-__all__ = ["run", "run_async", "gather_limited", "loop", "concurrency"]
+__all__ = ["run", "run_async", "gather_limited", "loop", "concurrency", "on_loop"]
 
 T = TypeVar("T")
 
@@ -30,6 +30,11 @@ def loop() -> asyncio.AbstractEventLoop:
     from zarr.core.sync import _get_loop
 
     return _get_loop()
+
+
+def on_loop() -> bool:
+    """Whether the caller runs on the I/O loop itself (where blocking on it would hang)."""
+    return _on_loop()
 
 
 def _on_loop() -> bool:

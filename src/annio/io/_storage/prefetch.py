@@ -22,6 +22,7 @@ local stores never see this module, so local reads keep their fast synchronous p
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -140,18 +141,28 @@ def fetch_sync(store: PrefetchStore, keys: list[str]) -> None:
 
 
 @contextmanager
-def prefetching(node: Any, keys: list[str] | None) -> Iterator[None]:
+def prefetching(node: Any, keys: list[str] | None, *, overlap: bool = False) -> Iterator[None]:
     """Inside the block, the objects ``keys`` of ``node``'s store are served from memory
     (fetched concurrently on entry, dropped on exit); a no-op for stores without
-    prefetching (local ones) or when ``keys`` is None."""
+    prefetching (local ones) or when ``keys`` is None. With ``overlap`` the block starts at
+    once, while the objects are still arriving (a read of one of them waits for it): work
+    that needs none of them runs during the round trip."""
     store = prefetch_store_of(node)
     if store is None or not keys:
         yield
         return
-    fetch_sync(store, keys)
+    if not overlap:
+        fetch_sync(store, keys)
+        try:
+            yield
+        finally:
+            store.drop(keys)
+        return
+    fut = store.start_fetch(keys)
     try:
         yield
     finally:
+        concurrent.futures.wait([fut])  # its failure, if any, was met by the reads that needed it
         store.drop(keys)
 
 

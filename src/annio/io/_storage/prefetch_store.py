@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import concurrent.futures
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
@@ -224,17 +225,28 @@ class PrefetchStore(MetadataPrefetchStore):
         self._objects: dict[str, bytes | None] = {}
         self._ranges: dict[str, _Ranges] = {}
         self._refs: dict[Any, int] = {}  # reads currently relying on a cached object / key's ranges
+        self._pending: dict[str, concurrent.futures.Future[int]] = {}  # objects being fetched (start_fetch)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["_objects"], state["_ranges"], state["_refs"] = {}, {}, {}
+        state["_objects"], state["_ranges"], state["_refs"], state["_pending"] = {}, {}, {}, {}
         return state
 
     def __repr__(self) -> str:
         return f"PrefetchStore({self._store!r})"
 
     # -- cache -----------------------------------------------------------------------------
+    def _settle(self, key: str) -> None:
+        """Wait (off the I/O loop) until object ``key`` has arrived if it is being fetched."""
+        fut = self._pending.get(key)
+        if fut is not None and not fut.done():
+            from annio.io._storage import engine
+
+            if not engine.on_loop():
+                concurrent.futures.wait([fut])
+
     def _lookup(self, key: str, byte_range: ByteRequest | None) -> Any:
+        self._settle(key)
         data = self._objects.get(key, _MISS)
         if data is _MISS:
             ranges = self._ranges.get(key)
@@ -266,9 +278,11 @@ class PrefetchStore(MetadataPrefetchStore):
 
     def cached_object(self, key: str, default: Any = None) -> Any:
         """The whole object ``key`` fetched ahead (None: absent), else ``default``."""
+        self._settle(key)
         return self._objects.get(key, default)
 
     def has_object(self, key: str) -> bool:
+        self._settle(key)
         return key in self._objects
 
     def has_range(self, key: str, byte_range: ByteRequest) -> bool:
@@ -278,6 +292,7 @@ class PrefetchStore(MetadataPrefetchStore):
         """The cached objects ``keys`` (None unless every one of them is cached)."""
         out = {}
         for key in keys:
+            self._settle(key)
             data = self._objects.get(key, _MISS)
             if data is _MISS:
                 return None
@@ -285,6 +300,9 @@ class PrefetchStore(MetadataPrefetchStore):
         return out
 
     async def get(self, key: str, prototype: Any, byte_range: ByteRequest | None = None) -> Any:
+        fut = self._pending.get(key)
+        if fut is not None and not fut.done():
+            await asyncio.wrap_future(fut)  # being fetched ahead: wait for it, not a second request
         hit = self._lookup(key, byte_range)
         if hit is not _MISS:
             return None if hit is None else prototype.buffer.from_bytes(hit)
@@ -333,6 +351,25 @@ class PrefetchStore(MetadataPrefetchStore):
         from annio.io._storage import engine
 
         return sum(await engine.gather_limited(one(k) for k in todo))
+
+    def start_fetch(self, keys: Iterable[str]) -> concurrent.futures.Future[int]:
+        """:meth:`fetch` started on the I/O loop without waiting for it: reads of those
+        objects meanwhile (sync or async) wait for their bytes instead of requesting them
+        again."""
+        from annio.io._storage import engine
+
+        wanted = list(dict.fromkeys(keys))
+        fut = asyncio.run_coroutine_threadsafe(self.fetch(wanted), engine.loop())
+        for key in wanted:
+            self._pending[key] = fut
+
+        def settled(done: concurrent.futures.Future[int]) -> None:
+            for key in wanted:
+                if self._pending.get(key) is done:
+                    del self._pending[key]
+
+        fut.add_done_callback(settled)
+        return fut
 
     async def fetch_ranges(self, requests: Iterable[tuple[str, ByteRequest]]) -> list[bytes | None]:
         """Fetch byte ranges (``RangeByteRequest``, or a ``SuffixByteRequest`` kept as such)
