@@ -136,3 +136,18 @@ def test_subsetting_reads_only_needed_chunks(tmp_path):
     chunk = zarr.open_group(path)["obs/zeta"].chunks[0]
     assert {k for k in keys if k.startswith("obs/zeta/")} == {f"obs/zeta/{i}" for i in range(2600 // chunk, 2649 // chunk + 1)}
     assert "obs/zeta/0" not in keys and "obs/alpha/0" not in keys
+
+
+def test_row_selection_of_columns_is_pushed_down(stored):
+    # integer rows of a lazy frame select its dask columns with the row push-down (tasks
+    # reading only those rows), not dask's fancy indexing (a shuffle graph per column)
+    fmt, path = stored
+    g = open_group(fmt, path)
+    frame = read_elem_lazy(g["obs"])
+    idx = np.array([590, 3, 3, 100, 7])
+    sub = frame.iloc[idx]
+    data = sub.ds["alpha"].data
+    assert data.name.startswith("annio-take-")
+    assert len(data.__dask_graph__()) == data.numblocks[0]
+    assert list(sub.ds.data_vars) == list(frame.ds.data_vars)
+    np.testing.assert_array_equal(data.compute(), read_elem(g["obs"])["alpha"].to_numpy()[idx])

@@ -197,7 +197,7 @@ class Dataset2D:
             else:
                 raise IndexError(f"cannot select rows with {type(key).__name__} of dtype {arr.dtype}")
         full = isinstance(key, slice) and key.indices(n) == (0, n, 1)
-        ds = self._ds.isel({self._dim: key})
+        ds = _isel(self._ds, self._dim, key)
         out = Dataset2D(
             ds,
             index=self._index[key],
@@ -353,6 +353,28 @@ def backend_array(data: Any) -> Any:
         data = inner
         seen += 1
     return None
+
+
+def _isel(ds: xr.Dataset, dim: str, key: Any) -> xr.Dataset:
+    """``ds.isel({dim: key})``, with the rows of annio's lazy dask columns selected by the
+    row push-down (:func:`annio._lazy.pushdown.take_rows`: one task per block of the wanted
+    rows) rather than by dask's fancy indexing, which builds a shuffle graph per column."""
+    if isinstance(key, slice):
+        return ds.isel({dim: key})
+    from annio._lazy.pushdown import take_rows
+
+    taken: dict[str, xr.Variable] = {}
+    for name in ds.data_vars:
+        var = ds.variables[name]
+        if var.dims == (dim,) and is_dask(var._data):
+            sub = take_rows(var._data, key, 0)
+            if sub is not NotImplemented:
+                taken[str(name)] = xr.Variable(dim, sub, attrs=var.attrs)
+    if not taken:
+        return ds.isel({dim: key})
+    order = list(ds.data_vars)
+    out = ds.drop_vars(list(taken)).isel({dim: key}).assign(taken)
+    return out[order]
 
 
 def _read_direct(ds: Any, names: list[str]) -> dict[str, Any]:
