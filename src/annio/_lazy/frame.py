@@ -358,9 +358,12 @@ def backend_array(data: Any) -> Any:
 def _isel(ds: xr.Dataset, dim: str, key: Any) -> xr.Dataset:
     """``ds.isel({dim: key})``, with the rows of annio's lazy dask columns selected by the
     row push-down (:func:`annio._lazy.pushdown.take_rows`: one task per block of the wanted
-    rows) rather than by dask's fancy indexing, which builds a shuffle graph per column."""
-    if isinstance(key, slice):
-        return ds.isel({dim: key})
+    rows, and loadable without dask by :func:`annio._lazy.pushdown.read_direct`) rather than
+    by dask's indexing (a shuffle graph per column for integer rows)."""
+    if isinstance(key, slice) and key.step in (None, 1):
+        n = ds.sizes[dim]
+        if key.indices(n) == (0, n, 1):
+            return ds.isel({dim: key})
     from annio._lazy.pushdown import take_rows
 
     taken: dict[str, xr.Variable] = {}
