@@ -88,7 +88,7 @@ class _Plan:
         return id(store)
 
     def add_dense(self, arr: Any, starts: Any, stops: Any) -> None:
-        raw = getattr(arr, "raw", arr)
+        raw = _raw(arr)
         sid = self._store(raw)
         if sid is not None:
             self.dense.setdefault(sid, []).append((raw, np.atleast_1d(starts), np.atleast_1d(stops)))
@@ -100,7 +100,13 @@ class _Plan:
 
 
 def _raw(source: Any) -> Any:
+    """What a plan reads from: a tree array as it is (planned from its metadata document,
+    no zarr-python object built), else the zarr/h5py array under the node."""
+    from annio.io._storage.zarr_tree_plan import tree_position
+
     node = source._open_node() if hasattr(source, "_open_node") else source
+    if getattr(node, "_doc", None) is not None and tree_position(node) is not None:
+        return node
     return getattr(node, "raw", node)
 
 

@@ -77,6 +77,62 @@ class _Geometry:
         return [tuple(int(v) for v in c) for c in np.ndindex(*rest)] if rest else [()]
 
 
+class _DocGeometry(_Geometry):
+    """:class:`_Geometry` of an array answered from a parsed consolidated tree
+    (:class:`~annio.io._storage.zarr_tree.TreeArray`), read from its metadata document:
+    planning a selection of many small arrays then builds no zarr-python object."""
+
+    def __init__(self, node: Any) -> None:  # no super(): nothing of zarr-python's is needed
+        doc = node._doc
+        self.arr = node
+        self.shape = tuple(int(s) for s in doc["shape"])
+        self.prefix = _prefix(node.path)
+        self.encode = _doc_key_encoder(doc)
+        grid = tuple(int(c) for c in doc["chunk_grid"]["configuration"]["chunk_shape"])
+        self.sharding = _doc_sharding(doc, grid)
+        self.outer = grid
+        self.inner = tuple(self.sharding.chunk_shape) if self.sharding is not None else grid
+        self.grid = tuple(-(-n // c) for n, c in zip(self.shape, self.outer, strict=True))
+        self.per_shard = tuple(o // i for o, i in zip(self.outer, self.inner, strict=True))
+
+
+def _doc_key_encoder(doc: dict[str, Any]) -> Any:
+    encoding = doc.get("chunk_key_encoding") or {"name": "default"}
+    default = encoding.get("name", "default") == "default"
+    sep = (encoding.get("configuration") or {}).get("separator", "/" if default else ".")
+
+    def encode(coords: tuple[int, ...]) -> str:
+        if not coords:
+            return "c" if default else "0"
+        return ("c" + sep if default else "") + sep.join(map(str, coords))
+
+    return encode
+
+
+def _doc_sharding(doc: dict[str, Any], grid: tuple[int, ...]) -> Any:
+    """The sharding configuration of a document whose shard index annio parses, else None
+    (the same rule as :func:`_simple_sharding`)."""
+    from types import SimpleNamespace
+
+    codecs = doc["codecs"]
+    if len(codecs) != 1 or codecs[0].get("name") != "sharding_indexed":
+        return None
+    conf = codecs[0].get("configuration") or {}
+    inner = tuple(conf.get("chunk_shape") or ())
+    index = conf.get("index_codecs") or []
+    names = [c.get("name") for c in index if isinstance(c, dict)]
+    endian = ((index[0].get("configuration") or {}).get("endian", "little") if names else None)
+    if names not in (["bytes"], ["bytes", "crc32c"]) or endian != "little":
+        return None
+    if len(inner) != len(grid) or any(o % i for o, i in zip(grid, inner, strict=True)):
+        return None
+    return SimpleNamespace(chunk_shape=inner, index_codecs=tuple(index), index_location=conf.get("index_location", "end"))
+
+
+def _geometry(arr: Any) -> _Geometry:
+    return _DocGeometry(arr) if getattr(arr, "_doc", None) is not None else _Geometry(arr)
+
+
 def _name(value: Any) -> str:
     """An enum member's value, or the string zarr >= 3.2 uses instead."""
     return str(getattr(value, "value", value))
@@ -132,10 +188,12 @@ class RowFetch:
     def _plan(self, arr: zarr.Array, starts: np.ndarray, stops: np.ndarray) -> tuple[list[str], list[tuple[_Geometry, str, int]]]:
         """(keys to fetch whole, shards to fetch partly as (geometry, key, shard row))."""
         if not arr.shape:
+            if getattr(arr, "_doc", None) is not None:
+                return [_prefix(arr.path) + _doc_key_encoder(arr._doc)(())], []
             return [_prefix(arr.path) + k for k in arr._async_array._iter_shard_keys()], []
         if 0 in arr.shape:
             return [], []
-        geo = _Geometry(arr)
+        geo = _geometry(arr)
         n_units = -(-geo.shape[0] // geo.inner[0])
         units = wanted_units(starts, stops, geo.inner[0], n_units)
         k = geo.per_shard[0]
@@ -167,7 +225,7 @@ class RowFetch:
         for arr in index_only:
             if not arr.shape or 0 in arr.shape:
                 continue
-            geo = _Geometry(arr)
+            geo = _geometry(arr)
             if geo.sharding is None or int(np.prod(geo.grid)) > MAX_INDEXES:
                 continue
             request = geo.index_request()
