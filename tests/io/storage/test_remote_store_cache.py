@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("obstore")
 
-from annio.io._storage import remote  # noqa: E402
+from annio.io._storage import remote
 
 
 def test_same_url_and_options_reuse_the_store() -> None:
