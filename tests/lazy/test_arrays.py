@@ -193,3 +193,30 @@ def test_read_sparse_block_validates(tmp_path):
     source = SparseSource(wrap(g["m"]), "csr")
     with pytest.raises(annio.errors.FormatError):
         read_sparse_block(source, 0, 3, sp.csr_matrix)
+
+
+def test_dense_graph_is_from_arrays_graph(tmp_path):
+    # dense_dask builds the graph da.from_array(..., inline_array=True) builds, directly: the
+    # same keys and tasks, and slicing still fused into the storage read
+    import dask.array as da
+
+    from annio._lazy.arrays import ArraySource, _sliced_array
+    from annio.io._storage.adapter import wrap
+
+    g = zarr.open_group(tmp_path / "d.zarr", mode="w", zarr_format=3)
+    g.create_array("a", shape=(25, 6), chunks=(10, 4), dtype="f8")[:] = np.arange(150.0).reshape(25, 6)
+    source = ArraySource(wrap(zarr.open_group(tmp_path / "d.zarr", mode="r"))["a"])
+    meta = np.empty((0, 0))
+    mine = _sliced_array(source, (10, 4), "annio-x", meta)
+    theirs = da.from_array(source, chunks=(10, 4), name="annio-x", asarray=True, fancy=True, lock=False, inline_array=True, meta=meta)
+    assert mine.chunks == theirs.chunks
+    assert dict(mine.__dask_graph__()).keys() == dict(theirs.__dask_graph__()).keys()
+    np.testing.assert_array_equal(mine.compute(), theirs.compute())
+    reads = []
+    plain_read = ArraySource.read
+    source.read = lambda selection=...: (reads.append(selection), plain_read(source, selection))[1]
+    np.testing.assert_array_equal(mine[3:7, 1:2].compute(), np.arange(150.0).reshape(25, 6)[3:7, 1:2])
+    assert reads == [(slice(3, 7, None), slice(1, 2, None))]  # the slice fused into one storage read
+    reads.clear()
+    theirs[3:7, 1:2].compute()
+    assert reads == [(slice(3, 7, None), slice(1, 2, None))]
