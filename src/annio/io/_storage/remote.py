@@ -119,26 +119,7 @@ def _split_backend(storage_options: Mapping[str, Any] | None) -> tuple[str, dict
     return backend, options
 
 
-#: obstore stores by (URL, options): reopening a URL reuses its client and its pool of
-#: open connections, as fsspec reuses filesystem instances (building an HTTP client costs
-#: ~9 ms, each new connection a round trip). Bounded; the oldest entry is dropped first.
-_STORES: dict[tuple[str, str], Any] = {}
-_MAX_STORES = 16
-
-
 def _obstore_store(url: str, options: dict[str, Any]) -> Any:
-    key = (url, repr(sorted(options.items(), key=lambda kv: kv[0])))
-    store = _STORES.get(key)
-    if store is None:
-        store = _new_obstore_store(url, dict(options))
-        if len(_STORES) >= _MAX_STORES:
-            _STORES.pop(next(iter(_STORES)))
-        _STORES[key] = store
-    options.clear()  # consumed, as the builder consumes them
-    return store
-
-
-def _new_obstore_store(url: str, options: dict[str, Any]) -> Any:
     from obstore.store import HTTPStore, S3Store
 
     scheme = url_scheme(url)
