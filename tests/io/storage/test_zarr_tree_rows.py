@@ -105,3 +105,32 @@ def test_corrupt_shard_index_names_the_element(tmp_path: Path) -> None:
 @pytest.mark.parametrize("selection", [slice(0, 10, 2), np.array([3, 1]), np.array([1, 1]), np.array([-1]), (slice(0, 2), slice(0, 1)), 3])
 def test_selections_it_does_not_decode(selection: Any) -> None:
     assert row_request(selection, 10) is None
+
+
+@pytest.mark.parametrize("shards", [None, 8])
+@pytest.mark.parametrize("compressors", ["auto", None])
+def test_cached_string_rows_equal_zarr_python(tmp_path: Path, shards: int | None, compressors: Any) -> None:
+    root = tmp_path / "s.zarr"
+    values = np.array([f"s{i}" * (i % 4) for i in range(21)], dtype=object)
+    g = zarr.open_group(root, mode="w", zarr_format=3)
+    arr = g.create_array("a", shape=values.shape, chunks=(4,), shards=None if shards is None else (shards,), dtype=str, compressors=compressors)
+    arr[:] = values
+    doc = json.loads((root / "a" / "zarr.json").read_text())
+    lay = doc_layout(doc, "/a", np.dtype(object), (4,), None if shards is None else (shards,), "a")
+    assert lay is not None
+    expected = zarr.open_array(root / "a", mode="r")
+    for rows in (slice(3, 17), np.array([0, 5, 6, 20])):
+        got = read_cached_rows(lay, *row_request(rows, len(values)), _lookup(root), MISSING)
+        assert got.dtype == object and all(type(v) is str for v in got)
+        np.testing.assert_array_equal(got, np.asarray(expected[rows], dtype=object))
+
+
+def test_damaged_string_chunk_names_the_element(tmp_path: Path) -> None:
+    root = tmp_path / "s.zarr"
+    g = zarr.open_group(root, mode="w", zarr_format=3)
+    g.create_array("a", shape=(8,), chunks=(4,), dtype=str, compressors=None)[:] = np.array(list("abcdefgh"), dtype=object)
+    (root / "a" / "c" / "0").write_bytes(b"\x09\x00\x00\x00junk")
+    doc = json.loads((root / "a" / "zarr.json").read_text())
+    lay = doc_layout(doc, "/a", np.dtype(object), (4,), None, "a")
+    with pytest.raises(FormatError, match="/a"):
+        read_cached_rows(lay, 0, 4, None, _lookup(root), MISSING)

@@ -336,12 +336,12 @@ class TreeArray(_TreeNode, adapter.StorageArray):
         return super().read(selection)
 
     def _read_cached(self, selection: Any) -> np.ndarray | None:
-        """A selection of a 1-D numeric array decoded from bytes a remote prefetch holds
+        """A selection of a 1-D numeric or string array decoded from bytes a remote prefetch holds
         (:mod:`~annio.io._storage.zarr_tree_rows`); None: zarr-python reads it."""
         from annio.io._storage import zarr_tree_rows
 
         lookup = getattr(self._tree.store, "cached_bytes", None)
-        if self._string or lookup is None or len(self._doc["shape"]) != 1:
+        if lookup is None or len(self._doc["shape"]) != 1:
             return None
         request = zarr_tree_rows.row_request(selection, self._doc["shape"][0])
         if request is None:

@@ -18,14 +18,19 @@ FILLS = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
 
 
 def plain_level(codecs: Any, dtype: np.dtype) -> int | None | bool:
-    """``bytes`` (little-endian) then optionally one checksum-free ``zstd``: the zstd level
-    (None: uncompressed); False for any other codec list."""
+    """``bytes`` (little-endian; ``vlen-utf8`` for strings, ``dtype`` object) then optionally
+    one checksum-free ``zstd``: the zstd level (None: uncompressed); False for any other codec
+    list."""
     if not isinstance(codecs, list) or not 1 <= len(codecs) <= 2 or not all(isinstance(c, dict) for c in codecs):
         return False
     first = codecs[0]
-    endian = (first.get("configuration") or {}).get("endian", "little")
-    if first.get("name") != "bytes" or not (endian == "little" or (endian is None and dtype.itemsize == 1)):
-        return False
+    if dtype == np.dtype(object):
+        if first.get("name") != "vlen-utf8":
+            return False
+    else:
+        endian = (first.get("configuration") or {}).get("endian", "little")
+        if first.get("name") != "bytes" or not (endian == "little" or (endian is None and dtype.itemsize == 1)):
+            return False
     if len(codecs) == 1:
         return None
     conf = codecs[1].get("configuration") or {}
@@ -53,10 +58,11 @@ def doc_layout(doc: dict[str, Any], name: str, dtype: np.dtype, chunks: tuple[in
         codecs = conf.get("codecs")
     level = plain_level(codecs, dtype)
     fill = doc["fill_value"]
-    if level is False or (isinstance(fill, str) and fill not in FILLS):
+    strings = dtype == np.dtype(object)
+    if level is False or (strings and not isinstance(fill, str)) or (not strings and isinstance(fill, str) and fill not in FILLS):
         return None
     try:
-        fill_value = np.asarray(FILLS.get(fill, fill) if isinstance(fill, str) else fill, dtype=dtype)
+        fill_value = np.asarray(fill if strings else FILLS.get(fill, fill) if isinstance(fill, str) else fill, dtype=dtype)
     except (TypeError, ValueError, OverflowError):
         return None
 

@@ -1,4 +1,4 @@
-"""Row selections of 1-D numeric arrays of a remote zarr tree, decoded from the bytes a
+"""Row selections of 1-D numeric and string arrays of a remote zarr tree, decoded from the bytes a
 prefetch already holds.
 
 A lazy selection loaded from a remote store (``lazy[20000:25000].to_memory()``, a frame's
@@ -6,7 +6,7 @@ columns, the ``indptr``/``data``/``indices`` ranges of sparse rows) first fetche
 the shard indexes and inner chunks it needs (:mod:`annio.io._storage.row_fetch`); reading
 them back through zarr-python then costs an event-loop round trip and a codec pipeline per
 array — most of the load's time once the bytes are local. For the plain layouts annio
-decodes itself (``bytes`` + optional ``zstd``, inside a ``sharding_indexed`` codec with a
+decodes itself (``bytes`` — ``vlen-utf8`` for strings — + optional ``zstd``, inside a ``sharding_indexed`` codec with a
 ``crc32c``-checked index at the end, or unsharded), :func:`read_cached_rows` decodes the
 wanted inner chunks straight from the prefetch cache. If any byte it needs was not fetched
 ahead it gives up (None) and zarr-python reads the selection as before — never a request
@@ -20,13 +20,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numcodecs import zstd as _zstd
+from numcodecs.vlen import VLenUTF8
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 
+from annio.errors import FormatError
 from annio.io._storage import zarr_shards
 
 __all__ = ["read_cached_rows", "row_request"]
 
 _EMPTY = 2**64 - 1
+_STRINGS = np.dtype(object)
+_VLEN = VLenUTF8()
 #: Shard size passed to the index parser when only the index (a suffix) is held: the
 #: index's offsets are then checked by the range lookups instead (an offset outside what
 #: was fetched is a miss, and zarr-python reads and judges the shard).
@@ -52,6 +57,19 @@ def row_request(selection: Any, n: int) -> tuple[int, int, np.ndarray | None] | 
             return None
         return lo, hi + 1, selection.astype(np.int64, copy=False)
     return None
+
+
+def _decode_strings(lay: Any, payload: Any, count: int, where: str) -> np.ndarray:
+    """A ``vlen-utf8`` inner chunk (zstd-compressed when the layout says so) of ``count``
+    strings; anything else is a :class:`~annio.errors.FormatError` naming the element."""
+    try:
+        raw = payload if lay.level is None else _zstd.decompress(payload)
+        values = _VLEN.decode(raw)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise FormatError(lay.name, f"{where} does not decode: {err}") from err
+    if values.size != count:
+        raise FormatError(lay.name, f"{where} holds {values.size} strings, expected {count}")
+    return values
 
 
 def _index(lay: Any, path: Path, lookup: Callable[[str, Any], Any], missing: Any) -> Any:
@@ -104,6 +122,8 @@ def read_cached_rows(lay: Any, start: int, stop: int, positions: np.ndarray | No
             return None
         if payload is None:
             values = np.full(chunk, lay.fill, dtype=out.dtype)
+        elif lay.dtype == _STRINGS:
+            values = _decode_strings(lay, payload, chunk, f"{path.as_posix()}: inner chunk {cid}")
         else:
             raw = zarr_shards.decode_inner(lay, payload, None, lambda cid=cid, path=path: f"{path.as_posix()}: inner chunk {cid}")
             values = np.frombuffer(raw, dtype=lay.dtype, count=chunk)
