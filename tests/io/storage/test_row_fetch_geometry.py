@@ -13,7 +13,8 @@ import pytest
 import zarr
 
 from annio.io._storage.prefetch import array_keys
-from annio.io._storage.row_fetch import _doc_key_encoder, _DocGeometry, _Geometry
+from annio.io._storage.row_fetch import _DocGeometry, _Geometry
+from annio.io._storage.zarr_tree_layout import doc_key_encoder
 from annio.io._storage.zarr_tree_plan import _chunk_keys
 
 LAYOUTS = {
@@ -42,7 +43,7 @@ def test_doc_geometry_equals_zarr_geometry(tmp_path: Path, name: str) -> None:
     node = _Node(doc, f"/{name}")
     assert _chunk_keys(name, doc) == array_keys(arr)
     if not arr.shape:
-        assert _doc_key_encoder(doc)(()) == next(iter(arr._async_array._iter_shard_keys()))
+        assert doc_key_encoder(doc)(()) == next(iter(arr._async_array._iter_shard_keys()))
         return
     mine, theirs = _DocGeometry(node), _Geometry(arr)
     for attr in ("shape", "prefix", "outer", "inner", "grid", "per_shard"):

@@ -151,18 +151,13 @@ def prefetching(node: Any, keys: list[str] | None, *, overlap: bool = False) -> 
     if store is None or not keys:
         yield
         return
-    if not overlap:
-        fetch_sync(store, keys)
-        try:
-            yield
-        finally:
-            store.drop(keys)
-        return
     fut = store.start_fetch(keys)
+    if not overlap:
+        fut.result()
     try:
         yield
     finally:
-        concurrent.futures.wait([fut])  # its failure, if any, was met by the reads that needed it
+        concurrent.futures.wait([fut])  # with overlap, its failure was met by the reads that needed it
         store.drop(keys)
 
 

@@ -27,6 +27,7 @@ from zarr.abc.store import ByteRequest, RangeByteRequest, SuffixByteRequest
 
 from annio.io._storage.prefetch_store import PrefetchStore
 from annio.io._storage.ranges import MAX_GAP, coalesce, wanted_units
+from annio.io._storage.zarr_tree_layout import doc_key_encoder
 
 __all__ = ["RowFetch", "MAX_GAP", "MAX_INDEXES"]
 
@@ -87,26 +88,13 @@ class _DocGeometry(_Geometry):
         self.arr = node
         self.shape = tuple(int(s) for s in doc["shape"])
         self.prefix = _prefix(node.path)
-        self.encode = _doc_key_encoder(doc)
+        self.encode = doc_key_encoder(doc)
         grid = tuple(int(c) for c in doc["chunk_grid"]["configuration"]["chunk_shape"])
         self.sharding = _doc_sharding(doc, grid)
         self.outer = grid
         self.inner = tuple(self.sharding.chunk_shape) if self.sharding is not None else grid
         self.grid = tuple(-(-n // c) for n, c in zip(self.shape, self.outer, strict=True))
         self.per_shard = tuple(o // i for o, i in zip(self.outer, self.inner, strict=True))
-
-
-def _doc_key_encoder(doc: dict[str, Any]) -> Any:
-    encoding = doc.get("chunk_key_encoding") or {"name": "default"}
-    default = encoding.get("name", "default") == "default"
-    sep = (encoding.get("configuration") or {}).get("separator", "/" if default else ".")
-
-    def encode(coords: tuple[int, ...]) -> str:
-        if not coords:
-            return "c" if default else "0"
-        return ("c" + sep if default else "") + sep.join(map(str, coords))
-
-    return encode
 
 
 def _doc_sharding(doc: dict[str, Any], grid: tuple[int, ...]) -> Any:
@@ -189,7 +177,7 @@ class RowFetch:
         """(keys to fetch whole, shards to fetch partly as (geometry, key, shard row))."""
         if not arr.shape:
             if getattr(arr, "_doc", None) is not None:
-                return [_prefix(arr.path) + _doc_key_encoder(arr._doc)(())], []
+                return [_prefix(arr.path) + doc_key_encoder(arr._doc)(())], []
             return [_prefix(arr.path) + k for k in arr._async_array._iter_shard_keys()], []
         if 0 in arr.shape:
             return [], []

@@ -12,9 +12,24 @@ import numpy as np
 
 from annio.io._storage import zarr_shards
 
-__all__ = ["doc_layout", "plain_level", "FILLS"]
+__all__ = ["doc_layout", "doc_key_encoder", "plain_level", "FILLS"]
 
 FILLS = {"NaN": np.nan, "Infinity": np.inf, "-Infinity": -np.inf}
+
+
+def doc_key_encoder(doc: dict[str, Any]) -> Any:
+    """``encode(coords)`` → the key (relative to the array) of the chunk or shard object at
+    grid ``coords`` (``()`` for a 0-d array), per the document's ``chunk_key_encoding``."""
+    encoding = doc.get("chunk_key_encoding") or {"name": "default"}
+    default = encoding.get("name", "default") == "default"
+    sep = (encoding.get("configuration") or {}).get("separator", "/" if default else ".")
+
+    def encode(coords: tuple[int, ...]) -> str:
+        if not coords:
+            return "c" if default else "0"
+        return ("c" + sep if default else "") + sep.join(map(str, coords))
+
+    return encode
 
 
 def plain_level(codecs: Any, dtype: np.dtype) -> int | None | bool:

@@ -92,19 +92,14 @@ def _below(tree: Any, path: str, skip: Iterable[str] = ()) -> Iterator[tuple[str
 
 def _chunk_keys(path: str, doc: dict[str, Any]) -> list[str]:
     """Keys of every chunk (or shard) object of the array ``doc`` at ``path``."""
-    shape = doc["shape"]
-    grid = doc["chunk_grid"]["configuration"]["chunk_shape"]
-    encoding = doc.get("chunk_key_encoding") or {"name": "default"}
-    name = encoding.get("name", "default")
-    sep = (encoding.get("configuration") or {}).get("separator", "/" if name == "default" else ".")
-    prefix = f"{path}/" if path else ""
-    if not shape:
-        return [prefix + ("c" if name == "default" else "0")]
+    from annio.io._storage.zarr_tree_layout import doc_key_encoder
+
+    shape, grid = doc["shape"], doc["chunk_grid"]["configuration"]["chunk_shape"]
+    encode, prefix = doc_key_encoder(doc), f"{path}/" if path else ""
     if 0 in shape:
         return []
     counts = [-(-n // c) for n, c in zip(shape, grid, strict=True)]
-    lead = f"c{sep}" if name == "default" else ""
-    return [prefix + lead + sep.join(map(str, idx)) for idx in np.ndindex(*counts)]
+    return [prefix + encode(tuple(idx)) for idx in np.ndindex(*counts)]
 
 
 def tree_object_keys(tree: Any, path: str, skip: Iterable[str] = ()) -> list[str]:
