@@ -32,7 +32,7 @@ from zarr.storage import LocalStore
 from annio.errors import FormatError, MissingElementError
 from annio.io._storage import adapter, guards, zarr_shards
 from annio.io._storage.attrs import Attributes, KnownAttributes, loads_json
-from annio.io._storage.zarr_tree_layout import doc_layout
+from annio.io._storage.zarr_tree_layout import doc_layout, zstd_content_size
 
 __all__ = ["open_tree", "tree_root_group"]
 
@@ -411,6 +411,11 @@ class TreeArray(_TreeNode, adapter.StorageArray):
                 payload = self._inner(payload)
             if payload is None:
                 return self._filled(shape)
+            if len(steps) == 1 and not self._string:
+                out = np.empty(shape, dtype=np.dtype(_NUMERIC[self._doc["data_type"]]).newbyteorder("="))
+                if zstd_content_size(payload) == out.nbytes:  # the frame fills exactly `out`: no copy
+                    _zstd.decompress(payload, out)
+                    return out
             for _level, _checksum in steps:
                 payload = _zstd.decompress(payload)
             if self._string:
@@ -439,7 +444,7 @@ class TreeArray(_TreeNode, adapter.StorageArray):
             return None
         if offset + nbytes > len(shard) - 20:
             raise FormatError(self.path, "shard index points past the shard's data — corrupt shard")
-        return shard[offset : offset + nbytes]
+        return memoryview(shard)[offset : offset + nbytes]
 
     def _filled(self, shape: tuple[int, ...]) -> np.ndarray:
         fill = self._doc["fill_value"]

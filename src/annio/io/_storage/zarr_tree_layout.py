@@ -87,3 +87,32 @@ def doc_layout(doc: dict[str, Any], name: str, dtype: np.dtype, chunks: tuple[in
     return zarr_shards.Layout(
         name, shape, shards or chunks, chunks, dtype.newbyteorder("<"), fill_value, level, Path(directory), key, sharded=shards is not None
     )
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_FCS_BYTES = (0, 2, 4, 8)
+
+
+def zstd_content_size(frame: bytes | memoryview) -> int | None:
+    """The decompressed size a zstd frame's header declares, or None when the header does
+    not declare one (streamed frames) or is not a zstd frame header.
+
+    Used to decompress straight into a preallocated array only when the frame's own header
+    says it fills exactly that array; anything else takes the allocating path, which checks
+    the size after decompressing.
+    """
+    if len(frame) < 6 or bytes(frame[:4]) != _ZSTD_MAGIC:
+        return None
+    descriptor = frame[4]
+    single_segment = bool(descriptor & 0x20)
+    fcs_flag = descriptor >> 6
+    dict_bytes = (0, 1, 2, 4)[descriptor & 0x03]
+    fcs_bytes = 1 if fcs_flag == 0 and single_segment else _FCS_BYTES[fcs_flag]
+    if not fcs_bytes:
+        return None
+    start = 5 + (0 if single_segment else 1) + dict_bytes
+    field = bytes(frame[start : start + fcs_bytes])
+    if len(field) != fcs_bytes:
+        return None
+    size = int.from_bytes(field, "little")
+    return size + 256 if fcs_bytes == 2 else size
