@@ -188,3 +188,24 @@ def test_start_fetch_makes_sync_and_async_reads_wait_for_the_bytes(published: di
     paths = [r.path for r in proxy.requests]
     assert sorted(paths) == sorted(f"/remote-tree/v3.zarr/{k}" for k in [*keys, "uns/text/c/0"])
     store.drop([*keys, "uns/text/c/0"])
+
+
+def test_start_fetch_returns_once_its_requests_are_sent(published: dict[str, Path], http_server: Any, latency_proxy: Any) -> None:
+    import time
+
+    from annio.io._storage import prefetch_store
+
+    proxy = latency_proxy(http_server.base_url, rtt=0.5)
+    store = zarr_store_from_url(f"{proxy.url}/remote-tree/v3.zarr")
+    keys = ["obs/_index/c/0", "var/_index/c/0", "uns/text/c/0"]
+    fut = store.start_fetch(keys)
+    deadline = time.monotonic() + 0.4
+    while len(proxy.requests) < len(keys) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(proxy.requests) == len(keys) and not fut.done()  # all sent together, none answered yet
+    fut.result(timeout=30)
+    start = time.perf_counter()
+    again = store.start_fetch(keys)  # everything held: nothing to send, nothing to wait for
+    assert time.perf_counter() - start < prefetch_store._ISSUE_WAIT and again.result(timeout=5) == 0
+    assert len(proxy.requests) == len(keys)
+    store.drop(keys)

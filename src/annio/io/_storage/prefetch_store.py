@@ -20,6 +20,7 @@ import asyncio
 import bisect
 import concurrent.futures
 import json
+import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
@@ -33,6 +34,8 @@ _V2_CONSOLIDATED = ".zmetadata"
 _V2_KEYS = (".zgroup", ".zattrs", ".zarray")
 
 _MISS = object()
+#: Longest wait for the I/O loop to send a started fetch's requests (it fails or sends them sooner).
+_ISSUE_WAIT = 0.25
 
 
 class MetadataPrefetchStore(WrapperStore[Store]):
@@ -331,24 +334,32 @@ class PrefetchStore(MetadataPrefetchStore):
     def _ref(self, token: Any) -> None:
         self._refs[token] = self._refs.get(token, 0) + 1
 
-    async def fetch(self, keys: Iterable[str]) -> int:
+    async def fetch(self, keys: Iterable[str], issued: threading.Event | None = None) -> int:
         """Fetch the whole objects ``keys`` (missing ones cached as absent) concurrently;
-        returns the number of bytes fetched."""
+        returns the number of bytes fetched. ``issued`` is set once every request that the
+        concurrency limit lets start has been started."""
         from zarr.core.buffer import default_buffer_prototype
+
+        from annio.io._storage import engine
 
         wanted = list(dict.fromkeys(keys))
         for key in wanted:
             self._ref(key)
         todo = [k for k in wanted if k not in self._objects]
         proto = default_buffer_prototype()
+        to_start = [min(len(todo), engine.concurrency())]
+        if issued is not None and not to_start[0]:
+            issued.set()
 
         async def one(key: str) -> int:
+            if issued is not None:
+                to_start[0] -= 1
+                if not to_start[0]:
+                    issued.set()
             buf = await self._store.get(key, proto)
             data = None if buf is None else buf.to_bytes()
             self._objects[key] = data
             return len(data or b"")
-
-        from annio.io._storage import engine
 
         return sum(await engine.gather_limited(one(k) for k in todo))
 
@@ -359,9 +370,15 @@ class PrefetchStore(MetadataPrefetchStore):
         from annio.io._storage import engine
 
         wanted = list(dict.fromkeys(keys))
-        fut = asyncio.run_coroutine_threadsafe(self.fetch(wanted), engine.loop())
+        issued = threading.Event()
+        fut = asyncio.run_coroutine_threadsafe(self.fetch(wanted, issued), engine.loop())
         for key in wanted:
             self._pending[key] = fut
+        fut.add_done_callback(lambda _: issued.set())  # a fetch failing early wakes the wait too
+        if not engine.on_loop():
+            # Until the I/O loop has sent the requests, work on this thread would hold the GIL
+            # the loop needs to send them (it gets it back only every switch interval).
+            issued.wait(_ISSUE_WAIT)
 
         def settled(done: concurrent.futures.Future[int]) -> None:
             for key in wanted:
