@@ -213,7 +213,35 @@ def warm_library(libname: str) -> None:
             importlib.import_module(info.name)
 
 
-def run(rtts: list[float], only: list[str] | None, libs: list[str], bandwidth: float, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def _measure(func: Callable[[Any, str], Any], lib: Any, url: str, proxy: Any, timeout: float) -> dict[str, Any]:
+    """Time ``func(lib, url)`` with the proxy's statistics; an error or a run longer than
+    ``timeout`` seconds is reported instead. A run that hangs (anndata's remote lazy h5ad
+    open has hung in fsspec's ``HTTPFile.read``) is left behind in its daemon thread, so
+    the other workloads are still measured."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                func(lib, url)
+            outcome["time"] = time.perf_counter() - t0
+        except Exception as err:  # reported, not fatal
+            outcome["error"] = f"{type(err).__name__}: {err}"[:200]
+
+    worker = threading.Thread(target=call, name="remote-workload", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        return {"error": f"timeout: still running after {timeout:.0f} s"}
+    return outcome if "error" in outcome else {"time": outcome["time"], **proxy.stats()}
+
+
+def run(rtts: list[float], only: list[str] | None, libs: list[str], bandwidth: float, log: Callable[[str], None] = print,
+        timeout: float = 300.0) -> list[dict[str, Any]]:
     import importlib
 
     for name in WARM_IMPORTS:
@@ -233,14 +261,7 @@ def run(rtts: list[float], only: list[str] | None, libs: list[str], bandwidth: f
                         lib = importlib.import_module(libname)
                         importlib.import_module(f"{libname}.experimental")
                         proxy.reset()
-                        t0 = time.perf_counter()
-                        try:
-                            with warnings.catch_warnings():
-                                warnings.simplefilter("ignore")
-                                func(lib, f"{proxy.url}/{target}")
-                            row[libname] = {"time": time.perf_counter() - t0, **proxy.stats()}
-                        except Exception as err:  # reported, not fatal
-                            row[libname] = {"error": f"{type(err).__name__}: {err}"[:200]}
+                        row[libname] = _measure(func, lib, f"{proxy.url}/{target}", proxy, timeout)
                         log(f"{name} rtt={rtt * 1000:.0f}ms {libname}: {row[libname]}")
                     fetched = [row[lib]["bytes"] for lib in libs if "bytes" in row[lib]]
                     row["floor"] = depth * rtt + (min(fetched) if fetched else 0) / bandwidth
@@ -278,11 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated substrings of workload names")
     parser.add_argument("--libs", default="annio,anndata")
     parser.add_argument("--bandwidth", type=float, default=125e6, help="bytes/s shared by all connections")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds before a hung workload is reported and skipped")
     parser.add_argument("--json", default=str(BENCH_DIR / "out" / "remote.json"))
     args = parser.parse_args(argv)
     libs = [x for x in args.libs.split(",") if x]
     only = [x for x in args.only.split(",") if x] or None
-    results = run([float(x) / 1000 for x in args.rtt.split(",")], only, libs, args.bandwidth)
+    results = run([float(x) / 1000 for x in args.rtt.split(",")], only, libs, args.bandwidth, timeout=args.timeout)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1))
     print(render(results, libs, args.bandwidth))
