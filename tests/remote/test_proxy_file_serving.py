@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.latency_proxy import _INLINE_READ, LatencyProxy  # noqa: E402
+from benchmarks.latency_proxy import _INLINE_READ, LatencyProxy
 
 
 def _get(url: str, rng: str | None = None, method: str = "GET") -> tuple[int, bytes, dict]:
