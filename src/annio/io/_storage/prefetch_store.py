@@ -347,15 +347,15 @@ class PrefetchStore(MetadataPrefetchStore):
             self._ref(key)
         todo = [k for k in wanted if k not in self._objects]
         proto = default_buffer_prototype()
-        to_start = [min(len(todo), engine.concurrency())]
-        if issued is not None and not to_start[0]:
+        first_wave, started = min(len(todo), engine.concurrency()), 0
+        if issued is not None and not first_wave:
             issued.set()
 
         async def one(key: str) -> int:
-            if issued is not None:
-                to_start[0] -= 1
-                if not to_start[0]:
-                    issued.set()
+            nonlocal started
+            started += 1
+            if issued is not None and started == first_wave:
+                issued.set()
             buf = await self._store.get(key, proto)
             data = None if buf is None else buf.to_bytes()
             self._objects[key] = data
