@@ -11,7 +11,8 @@ split in two:
    loop (at most ``settings.io_concurrency`` in flight) into an in-memory cache;
 
 and the existing synchronous decoders then run against the cache, making no requests. The
-sync API runs step 2 with :func:`annio.io._storage.engine.run`, the async API
+sync API starts step 2 on the engine's loop with :meth:`PrefetchStore.start_fetch` (and waits
+for it, or overlaps it with work that reads nothing), the async API
 (:mod:`annio.aio`) awaits it with :func:`~annio.io._storage.engine.run_async`; both use the
 same plan and the same decoders. Cached objects are dropped when the read is done.
 
@@ -33,7 +34,7 @@ from annio.io._storage import engine
 from annio.io._storage.prefetch_store import PrefetchStore
 from annio.io._storage.zarr_tree_plan import tree_nbytes, tree_object_keys, tree_position
 
-__all__ = ["PrefetchStore", "prefetch_store_of", "tree_keys", "array_keys", "plan_tree", "prefetching", "prefetching_async", "fetch_sync"]
+__all__ = ["PrefetchStore", "prefetch_store_of", "tree_keys", "array_keys", "plan_tree", "prefetching", "prefetching_async"]
 
 def prefetch_store_of(node: Any) -> PrefetchStore | None:
     """The :class:`PrefetchStore` under a zarr group/array (or adapter node), if any."""
@@ -135,11 +136,6 @@ def plan_tree(node: Any, *, skip: Iterable[str] = ()) -> list[str] | None:
 
 
 # ----------------------------------------------------------------------------- running
-def fetch_sync(store: PrefetchStore, keys: list[str]) -> None:
-    if keys:
-        engine.run(store.fetch(keys))
-
-
 @contextmanager
 def prefetching(node: Any, keys: list[str] | None, *, overlap: bool = False) -> Iterator[None]:
     """Inside the block, the objects ``keys`` of ``node``'s store are served from memory

@@ -411,11 +411,11 @@ class TreeArray(_TreeNode, adapter.StorageArray):
                 payload = self._inner(payload)
             if payload is None:
                 return self._filled(shape)
-            if len(steps) == 1 and not self._string:
-                out = np.empty(shape, dtype=np.dtype(_NUMERIC[self._doc["data_type"]]).newbyteorder("="))
-                if zstd_content_size(payload) == out.nbytes:  # the frame fills exactly `out`: no copy
-                    _zstd.decompress(payload, out)
-                    return out
+            dtype = self.dtype
+            if len(steps) == 1 and not self._string and zstd_content_size(payload) == math.prod(shape) * dtype.itemsize:
+                out = np.empty(shape, dtype=dtype.newbyteorder("="))  # the frame fills exactly `out`: no copy
+                _zstd.decompress(payload, out)
+                return out
             for _level, _checksum in steps:
                 payload = _zstd.decompress(payload)
             if self._string:
@@ -423,7 +423,6 @@ class TreeArray(_TreeNode, adapter.StorageArray):
                 if out.size != math.prod(shape):
                     raise ValueError(f"chunk holds {out.size} strings, expected {math.prod(shape)}")
                 return out.reshape(shape)
-            dtype = np.dtype(_NUMERIC[self._doc["data_type"]])
             flat = np.frombuffer(payload, dtype=dtype)
             if flat.size != math.prod(shape):
                 raise ValueError(f"chunk holds {flat.size} values, expected {math.prod(shape)}")

@@ -24,6 +24,7 @@ import numpy as np
 import zarr
 
 from annio.io._storage import engine
+from annio.io._storage.zarr_tree_layout import doc_key_encoder
 
 __all__ = ["open_remote_tree", "tree_position", "tree_object_keys", "tree_nbytes"]
 
@@ -92,8 +93,6 @@ def _below(tree: Any, path: str, skip: Iterable[str] = ()) -> Iterator[tuple[str
 
 def _chunk_keys(path: str, doc: dict[str, Any]) -> list[str]:
     """Keys of every chunk (or shard) object of the array ``doc`` at ``path``."""
-    from annio.io._storage.zarr_tree_layout import doc_key_encoder
-
     shape, grid = doc["shape"], doc["chunk_grid"]["configuration"]["chunk_shape"]
     encode, prefix = doc_key_encoder(doc), f"{path}/" if path else ""
     if 0 in shape:
