@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,8 +31,32 @@ def build_categorical(path: str, codes: np.ndarray, categories: Any, ordered: bo
         raise FormatError(f"{path}/codes", f"codes must lie in [-1, {n_categories}), found {codes.min()}..{codes.max()}")
     if codes.dtype.kind == "u":
         codes = codes.astype(np.int64)
-    dtype = pd.CategoricalDtype(pd.Index(categories), ordered=bool(ordered))
-    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+    return pd.Categorical.from_codes(codes, dtype=categorical_dtype(categories, bool(ordered)), validate=False)
+
+
+_CACHED_CATEGORIES = 1024  # longer category lists are not worth hashing
+
+
+def categorical_dtype(categories: Any, ordered: bool) -> pd.CategoricalDtype:
+    """The dtype of ``categories``; short lists of strings or numbers share one instance
+    (a frame of hundreds of columns with the same categories validates them once)."""
+    values = np.asarray(categories) if not isinstance(categories, np.ndarray) else categories
+    if values.ndim == 1 and len(values) <= _CACHED_CATEGORIES:
+        if values.dtype.kind in "biuf":
+            return _dtype_of(values.dtype.str, values.tobytes(), ordered)
+        if values.dtype == object and all(type(v) is str for v in values):
+            return _dtype_of("str", tuple(values), ordered)
+    return pd.CategoricalDtype(pd.Index(categories), ordered=ordered)
+
+
+@functools.lru_cache(maxsize=512)
+def _dtype_of(kind: str, key: bytes | tuple[str, ...], ordered: bool) -> pd.CategoricalDtype:
+    if kind == "str":
+        values = np.empty(len(key), dtype=object)
+        values[:] = key
+    else:
+        values = np.frombuffer(key, dtype=np.dtype(kind)).copy()  # type: ignore[arg-type]
+    return pd.CategoricalDtype(pd.Index(values), ordered=ordered)
 
 
 @register

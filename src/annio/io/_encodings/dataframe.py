@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from annio.errors import FormatError
+from annio.io._encodings.frame_blocks import read_columns
 from annio.io._encodings.registry import GroupEncoding, IOSpec, Reader, Writer, lazy_builder, register
 from annio.io._storage.adapter import StorageGroup
 
@@ -94,6 +95,9 @@ class DataFrame(GroupEncoding):
         index_key = attrs["_index"]
         columns = list(attrs.get("column-order", []))
         index = pd.Index(reader.read_elem(node[index_key]), name=None if index_key == RESERVED else index_key)
+        df = read_columns(node, reader, columns, index)  # numeric columns decoded into their blocks
+        if df is not None:
+            return df
         data = {}
         for col in columns:
             values = reader.read_elem(node[col])

@@ -291,6 +291,19 @@ class Reader:
             if entered:
                 self.leave_group(node)
 
+    def read_into(self, elem: Any, out: np.ndarray, queue: Any = None) -> None:
+        """Read the whole numeric array element ``elem`` into ``out`` (of its shape and
+        dtype), bypassing encodings and callbacks: for readers of plain ``array`` elements
+        (DataFrame columns into one block), decompressing through ``queue`` if given (see
+        :mod:`~annio.io._storage.decode_queue`). Errors come out as from :meth:`read_elem`."""
+        node = wrap(elem)
+        try:
+            node.read_into(out, queue)  # type: ignore[union-attr]
+        except FormatError:
+            raise
+        except _DAMAGE_ERRORS as err:
+            raise FormatError(node.path, f"could not read element: {type(err).__name__}: {err}") from err
+
     def enter_group(self, node: StorageNode) -> bool:
         """Record that ``node`` is being read; a group already being read (an HDF5 link
         back to an ancestor) is a FormatError. Returns whether it was recorded."""

@@ -215,11 +215,7 @@ class StorageArray(StorageNode):
                 return read_strings(self.raw, selection)
             if self.backend == "hdf5" and selection is Ellipsis and self.raw.shape is not None:
                 out = np.empty(self.raw.shape, dtype=self.raw.dtype)
-                mode = h5_chunks.read_mode(self.raw) if out.size else None
-                if mode is not None:
-                    h5_chunks.read_chunks(self.raw, out, parallel=mode == "parallel")
-                elif out.size:
-                    h5_pread.read_into(self.raw, out)
+                self._read_h5_into(out)
                 return out
             if selection is Ellipsis and self.backend == "zarr" and zarr_shards.can_read_direct(self.raw):
                 return zarr_shards.read_all(self.raw)
@@ -229,14 +225,32 @@ class StorageArray(StorageNode):
                 raise
             raise FormatError(self.path, f"could not read data: {err}") from err
 
+    def read_into(self, out: np.ndarray, queue: Any = None) -> None:
+        """Read the whole numeric array into ``out`` (C-contiguous, of its shape and dtype),
+        e.g. one row of a DataFrame block: no intermediate array where the backend allows;
+        decompression may be left to a :class:`~annio.io._storage.decode_queue.DecodeQueue`."""
+        if self.backend != "hdf5" or self.raw.dtype != out.dtype or self.raw.shape != out.shape:
+            out[...] = self.read()
+            return
+        self.check_size(out.nbytes)
+        try:
+            self._read_h5_into(out)
+        except _BACKEND_ERRORS as err:
+            raise err if isinstance(err, FormatError) else FormatError(self.path, f"could not read data: {err}") from err
+
+    def _read_h5_into(self, out: np.ndarray) -> None:
+        mode = h5_chunks.read_mode(self.raw) if out.size else None
+        if mode is not None:
+            h5_chunks.read_chunks(self.raw, out, parallel=mode == "parallel")
+        elif out.size:
+            h5_pread.read_into(self.raw, out)
+
     def read_ranges(self, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
         """The concatenation of ``self[starts[i]:stops[i]]`` for sorted, non-overlapping
         ranges of a 1-D array (empty ranges allowed), in as few backend calls as possible:
-        HDF5 chunked with gzip only: :func:`~annio.io._storage.h5_chunks.read_ranges`; local
-        sharded zarr v3: :mod:`~annio.io._storage.zarr_ranges`; one range: one slice read;
-        ranges covering most of their span: one covering slice, gathered in memory; other
-        HDF5 datasets: ranges closer than a small gap merged; zarr: an orthogonal selection.
-        """
+        HDF5 gzip-only: :func:`~annio.io._storage.h5_chunks.read_ranges`; local sharded v3:
+        :mod:`~annio.io._storage.zarr_ranges`; one range, or ranges covering most of their
+        span: one slice read; other HDF5: ranges closer than a gap merged; zarr: ``oindex``."""
         starts = np.asarray(starts, dtype=np.int64)
         stops = np.asarray(stops, dtype=np.int64)
         keep = stops > starts

@@ -14,6 +14,7 @@ from typing import Any
 
 import h5py
 
+from annio.io._storage.gc_pause import gc_paused
 from annio.io._storage.ranges import wanted_units
 
 __all__ = ["RangeCachedFile", "register_open", "cached_file_of", "dataset_byte_ranges"]
@@ -74,8 +75,7 @@ class RangeCachedFile:
             n = max(0, self._size - self._pos)
         hit = self._find(self._pos, self._pos + n) if self._parts or self._pinned or self._meta else None
         if hit is None:
-            self._f.seek(self._pos)
-            hit = self._f.read(n)
+            hit = self._read_cached(self._pos, n)
         self._pos += len(hit)
         return hit
 
@@ -111,7 +111,8 @@ class RangeCachedFile:
         from annio.settings import settings
 
         kwargs = {"batch_size": settings.io_concurrency} if getattr(self._fs, "async_impl", False) else {}
-        parts = self._fs.cat_ranges([self._path] * len(starts), starts, stops, **kwargs)
+        with gc_paused():  # see _read_cached
+            parts = self._fs.cat_ranges([self._path] * len(starts), starts, stops, **kwargs)
         for part in parts:
             if isinstance(part, BaseException):
                 raise part
@@ -128,10 +129,15 @@ class RangeCachedFile:
         return [bytes(h) for h in held if h is not None]
 
     def _read_cached(self, start: int, n: int) -> bytes:
-        """``n`` bytes at ``start`` through the block-cached file object (object headers,
-        which HDF5 has read already, so usually no request)."""
-        self._f.seek(start)
-        return bytes(self._f.read(n))
+        """``n`` bytes at ``start`` through the block-cached file object.
+
+        The collector is paused while the request is out. h5py holds its global lock for the
+        whole call that reads through this file object, and an h5py object freed by a
+        collection in another thread waits for that lock: were the thread fetching for us
+        (fsspec's event loop) to collect such garbage meanwhile, neither would ever go on."""
+        with gc_paused():
+            self._f.seek(start)
+            return bytes(self._f.read(n))
 
     def prefetch_metadata(self) -> int:
         """Fetch the file's metadata structures ahead, a round of concurrent requests per

@@ -19,6 +19,7 @@ to zarr-python (which validates it and warns as before).
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +91,17 @@ class _Tree:
         if not self.local:
             return self.store.cached_object(key, _MISS)
         try:
-            with open(f"{self.directory}/{key}", "rb") as f:
-                return f.read()
+            fd = os.open(f"{self.directory}/{key}", os.O_RDONLY)
         except FileNotFoundError:
             return None
+        try:  # two system calls, not open()'s file objects: chunk files are many and small
+            size = os.fstat(fd).st_size
+            data = os.read(fd, size)
+            while len(data) < size and (more := os.read(fd, size - len(data))):
+                data += more
+            return data
+        finally:
+            os.close(fd)
 
 
 def _ints(value: Any, minimum: int) -> bool:
@@ -335,6 +343,14 @@ class TreeArray(_TreeNode, adapter.StorageArray):
                 return out
         return super().read(selection)
 
+    def read_into(self, out: np.ndarray, queue: Any = None) -> None:
+        steps = None if self._string or out.dtype != self.dtype or out.shape != self.shape or not out.flags.c_contiguous else self._plan()
+        if steps is None:
+            return super().read_into(out)
+        self.check_size(out.nbytes)
+        if (values := self._read_chunk(steps, out.shape, out, queue)) is not out:
+            out[...] = values
+
     def _read_cached(self, selection: Any) -> np.ndarray | None:
         """A selection of a 1-D numeric or string array decoded from bytes a remote prefetch holds
         (:mod:`~annio.io._storage.zarr_tree_rows`); None: zarr-python reads it."""
@@ -398,7 +414,9 @@ class TreeArray(_TreeNode, adapter.StorageArray):
         self.__dict__["_steps"] = plan
         return plan
 
-    def _read_chunk(self, steps: list[tuple[int, bool]], shape: tuple[int, ...]) -> np.ndarray:
+    def _read_chunk(self, steps: list[tuple[int, bool]], shape: tuple[int, ...], out: np.ndarray | None = None, queue: Any = None) -> np.ndarray:
+        """The array's one chunk, decoded; straight into ``out`` (C-contiguous, native) when
+        its zstd frame declares exactly that size, then by ``queue`` if given."""
         rel = "c/" + "/".join(["0"] * len(shape)) if shape else "c"
         try:
             payload: Any = self._tree.object_bytes(f"{self._key}/{rel}")
@@ -413,8 +431,12 @@ class TreeArray(_TreeNode, adapter.StorageArray):
                 return self._filled(shape)
             dtype = self.dtype
             if len(steps) == 1 and not self._string and zstd_content_size(payload) == math.prod(shape) * dtype.itemsize:
-                out = np.empty(shape, dtype=dtype.newbyteorder("="))  # the frame fills exactly `out`: no copy
-                _zstd.decompress(payload, out)
+                if out is None:
+                    out = np.empty(shape, dtype=dtype.newbyteorder("="))
+                if queue is not None:
+                    queue.add(payload, out, self.path)
+                else:
+                    _zstd.decompress(payload, out)  # the frame fills exactly `out`: no copy
                 return out
             for _level, _checksum in steps:
                 payload = _zstd.decompress(payload)
