@@ -42,17 +42,20 @@ def published(tmp_path_factory: pytest.TempPathFactory, adata: Any, http_server:
 
 @pytest.mark.parametrize("name", ["v3.zarr", "v2.zarr"])
 def test_read_zarr_requests_in_flight_together(published: dict[str, Path], http_server: Any, latency_proxy: Any, name: str) -> None:
-    proxy = latency_proxy(http_server.base_url, rtt=0.1)  # long enough that a CPU stall under load does not split a round
+    # long enough that a CPU stall under load rarely splits a round
+    proxy = latency_proxy(http_server.base_url, rtt=0.25)
     got = annio.read_zarr(f"{proxy.url}/concurrency/{name}")
     stats = proxy.stats()
     assert_equal(got, annio.read_zarr(published[name]))
     assert stats["requests"] > 20
     assert stats["peak_in_flight"] > 1
     # the metadata (v2 without a format hint: a zarr.json miss, then .zmetadata), then every
-    # chunk object at once, in waves of io_concurrency; one round trip of slack
+    # chunk object at once, in waves of io_concurrency; two round trips of slack: on a loaded
+    # 2-core CI machine (anndata 0.13 run) a stall while the first wave was being sent once
+    # split it (depth 5 for 88 requests, bound was 4). A serial reader would be ~88 deep.
     metadata = 1 if name == "v3.zarr" else 2
     waves = -(-(stats["requests"] - metadata) // annio.settings.io_concurrency)
-    assert stats["chain_depth"] <= metadata + waves + 1, stats
+    assert stats["chain_depth"] <= metadata + waves + 2, stats
 
 
 def test_io_concurrency_bounds_requests_in_flight(published: dict[str, Path], http_server: Any, latency_proxy: Any) -> None:
