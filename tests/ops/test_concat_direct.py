@@ -149,3 +149,24 @@ def test_selected_or_in_memory_inputs_take_the_lazy_path(paths):
     assert direct.direct_element([view.X, lazies[1].X], result.X, 0, [10, lazies[1].n_obs], [view.var_names, lazies[1].var_names], result.var_names, None) is None
     for a in lazies:
         a.file.close()
+
+
+def test_zarr_shards_of_dense_arrays_stay_within_the_block_bound(tmp_path):
+    """A zarr shard is encoded whole: one larger than the write block held a whole dense
+    obsm in memory, so the peak grew with the data (regression)."""
+    paths = []
+    for i, n in enumerate((3000, 2000)):
+        a = _part(20 + i, n, GENES, dense_layer=False)
+        a.obsm["X_pca"] = np.random.default_rng(i).random((n, 50))
+        paths.append(tmp_path / f"d{i}.h5ad")
+        a.write_h5ad(paths[-1])
+    block = 2**15 * 8  # bytes held per block for max_loaded_elems=2**15
+    with annio.settings.override(chunk_target_bytes=2**14, zarr_write_format=3, auto_shard_zarr_v3=True):
+        before = annio.settings.shard_target_bytes
+        concat_on_disk(paths, tmp_path / "out.zarr", max_loaded_elems=2**15)
+        assert annio.settings.shard_target_bytes == before
+    pca = zarr.open_group(tmp_path / "out.zarr", mode="r")["obsm/X_pca"]
+    assert pca.shards is not None and pca.shape == (5000, 50)
+    assert pca.shards[0] * 50 * 8 <= block < pca.nbytes
+    eager = annio.concat([annio.read_h5ad(p) for p in paths])
+    assert_equal(annio.read_zarr(tmp_path / "out.zarr"), eager)

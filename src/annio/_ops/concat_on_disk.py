@@ -127,7 +127,8 @@ def concat_on_disk(
         Bound on the elements held in memory per written block (sets
         ``settings.write_block_bytes`` to 8 bytes per element for the call). Default:
         blocks of ``min(settings.write_block_bytes, 16 MiB)``, so the peak memory does not
-        grow with the data.
+        grow with the data. zarr v3 shards of the output stay within the same bound
+        (``settings.shard_target_bytes`` is capped for the call).
     axis, join, merge, uns_merge, label, keys, index_unique, fill_value, pairwise
         As for :func:`annio.concat`.
     progress
@@ -143,11 +144,14 @@ def concat_on_disk(
     if not in_files:
         raise ValueError("No objects to concatenate.")
     if max_loaded_elems is None:
-        overrides = {"write_block_bytes": min(settings.write_block_bytes, DEFAULT_BLOCK_BYTES)}
+        block_bytes = min(settings.write_block_bytes, DEFAULT_BLOCK_BYTES)
     elif int(max_loaded_elems) < 1:
         raise ValueError(f"max_loaded_elems must be positive, got {max_loaded_elems!r}")
     else:
-        overrides = {"write_block_bytes": max(2**16, int(max_loaded_elems) * 8)}
+        block_bytes = max(2**16, int(max_loaded_elems) * 8)
+    # A zarr shard is encoded whole, so a shard larger than the block would hold a dense
+    # array (obsm, a dense layer) in memory at once: shards stay within the block too.
+    overrides = {"write_block_bytes": block_bytes, "shard_target_bytes": min(settings.shard_target_bytes, max(block_bytes, settings.chunk_target_bytes))}
     with ExitStack() as stack:
         stack.enter_context(settings.override(**overrides))
         scheduler = dask_scheduler()
