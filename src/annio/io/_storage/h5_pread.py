@@ -27,10 +27,12 @@ from annio.errors import FormatError
 from annio.io._storage.ranges import split_at_chunks
 from annio.settings import settings
 
-__all__ = ["can_read_ranges", "chunk_addresses", "plain_dataset", "plain_file", "read_into", "read_ranges"]
+__all__ = ["can_read_ranges", "chunk_addresses", "forget_image", "plain_dataset", "plain_file", "read_into", "read_ranges", "register_image"]
 
 #: :func:`read_into`: smaller datasets are read by HDF5 (as fast: the gain is in the threads).
 MIN_DIRECT_BYTES = 32 << 20
+#: :func:`read_into`: smaller datasets of a file image are read by HDF5.
+MIN_IMAGE_BYTES = 64 << 10
 #: :func:`read_into`: bytes per ``preadv`` job of the thread pool.
 _PIECE_BYTES = 16 << 20
 
@@ -65,14 +67,52 @@ def plain_dataset(ds: Any, *, any_ndim: bool = False, read_only: bool = False) -
         f = ds.file
         if not plain_file(f) or (not read_only and f.userblock_size) or (read_only and (f.mode != "r" or not isinstance(f.filename, str) or f.swmr_mode)):
             return False
-        if ds.dtype.kind not in "biuf" or ds.dtype.byteorder not in "=|<":
-            return False
-        plist = ds.id.get_create_plist()
-        if plist.get_nfilters() or plist.get_external_count():
-            return False
-        return plist.get_layout() in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED)
+        return _plain_values(ds)
     except (AttributeError, OSError, RuntimeError, ValueError):
         return False
+
+
+def _plain_values(ds: h5py.Dataset) -> bool:
+    """Numeric little-endian values stored as plain bytes inside the file (no filters,
+    no external storage), contiguous or chunked."""
+    if ds.dtype.kind not in "biuf" or ds.dtype.byteorder not in "=|<":
+        return False
+    plist = ds.id.get_create_plist()
+    if plist.get_nfilters() or plist.get_external_count():
+        return False
+    return plist.get_layout() in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED)
+
+
+# -- in-memory file images (a remote file fetched whole) ----------------------------------
+#: image bytes of the read-only core-driver files opened by ``h5_remote.open_h5_image``,
+#: by their (unique) file name
+_IMAGES: dict[str, Any] = {}
+
+
+def register_image(name: str, image: Any) -> None:
+    """Let :func:`read_into` copy the plain datasets of the image file ``name`` straight
+    from ``image`` (HDF5's core driver reads them at a few hundred MB/s)."""
+    _IMAGES[name] = image
+
+
+def forget_image(name: str) -> None:
+    """Undo :func:`register_image` (when the file is closed)."""
+    _IMAGES.pop(name, None)
+
+
+def _image_of(dataset: h5py.Dataset, out: np.ndarray) -> memoryview | None:
+    """The registered image holding ``dataset``, when its values can be copied from it
+    into ``out`` as bytes."""
+    if not _IMAGES or not out.flags.c_contiguous or sys.byteorder != "little":
+        return None
+    try:
+        f = dataset.file
+        image = _IMAGES.get(f.filename) if f.driver == "core" and f.mode == "r" else None
+        if image is None or not (dataset.ndim == 1 or dataset.chunks is None) or not _plain_values(dataset):
+            return None
+    except (AttributeError, OSError, RuntimeError, ValueError):
+        return None
+    return memoryview(image).cast("B")
 
 
 def chunk_addresses(ds: h5py.Dataset, n_chunks: int, *, whole_only: bool = False) -> np.ndarray:
@@ -188,28 +228,22 @@ def read_ranges(dataset: h5py.Dataset, starts: np.ndarray, stops: np.ndarray) ->
 def read_into(dataset: h5py.Dataset, out: np.ndarray) -> None:
     """Read the whole of ``dataset`` into the C-contiguous ``out``: large unfiltered
     datasets of read-only local files with ``preadv`` in a thread pool (one copy, from the
-    page cache straight into ``out``), everything else with h5py's ``read_direct``."""
+    page cache straight into ``out``), those of a registered file image copied from its
+    bytes, everything else with h5py's ``read_direct``."""
+    image = _image_of(dataset, out) if out.nbytes >= MIN_IMAGE_BYTES else None
+    if image is not None:
+        jobs = _spans(dataset, out)
+        if jobs and max(f + ln for f, _, ln in jobs) > len(image):
+            raise FormatError(dataset.name, f"stored values lie beyond the end of the file ({len(image)} bytes)")
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        for f, o, ln in jobs:
+            view[o : o + ln] = image[f : f + ln]
+        return
     if out.nbytes < MIN_DIRECT_BYTES or not out.flags.c_contiguous or not can_read_ranges(dataset, any_ndim=True):
         dataset.read_direct(out)
         return
-    n = int(dataset.shape[0])
-    flat = out.reshape(-1)
-    row = flat.size // n if n else 0
-    chunk = int(dataset.chunks[0]) if dataset.chunks is not None else max(1, n)
-    addresses = chunk_addresses(dataset, -(-n // chunk))
-    nbytes = chunk * row * out.dtype.itemsize
-    # (file offset, output offset, length) of the stored spans, adjacent chunks merged
-    spans: list[list[int]] = []
-    for i, address in enumerate(addresses.tolist()):
-        length = (min(n, (i + 1) * chunk) - i * chunk) * row * out.dtype.itemsize
-        if address < 0:
-            flat[i * chunk * row : min(n, (i + 1) * chunk) * row] = np.asarray(dataset.fillvalue, dtype=out.dtype)
-        elif spans and spans[-1][0] + spans[-1][2] == address and spans[-1][1] + spans[-1][2] == i * nbytes:
-            spans[-1][2] += length
-        else:
-            spans.append([address, i * nbytes, length])
-    jobs = [(f + k, o + k, min(_PIECE_BYTES, ln - k)) for f, o, ln in spans for k in range(0, ln, _PIECE_BYTES)]
-    view = memoryview(flat.view(np.uint8))
+    jobs = _spans(dataset, out)
+    view = memoryview(out.reshape(-1).view(np.uint8))
     fd = os.open(dataset.file.filename, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
@@ -231,3 +265,25 @@ def read_into(dataset: h5py.Dataset, out: np.ndarray) -> None:
                 job(item)
     finally:
         os.close(fd)
+
+
+def _spans(dataset: h5py.Dataset, out: np.ndarray) -> list[tuple[int, int, int]]:
+    """(file offset, output byte offset, length) of the stored values of ``dataset``,
+    adjacent chunks merged and split into pieces of at most ``_PIECE_BYTES``; chunks never
+    written are filled into ``out`` with the fill value here."""
+    n = int(dataset.shape[0])
+    flat = out.reshape(-1)
+    row = flat.size // n if n else 0
+    chunk = int(dataset.chunks[0]) if dataset.chunks is not None else max(1, n)
+    addresses = chunk_addresses(dataset, -(-n // chunk))
+    nbytes = chunk * row * out.dtype.itemsize
+    spans: list[list[int]] = []
+    for i, address in enumerate(addresses.tolist()):
+        length = (min(n, (i + 1) * chunk) - i * chunk) * row * out.dtype.itemsize
+        if address < 0:
+            flat[i * chunk * row : min(n, (i + 1) * chunk) * row] = np.asarray(dataset.fillvalue, dtype=out.dtype)
+        elif spans and spans[-1][0] + spans[-1][2] == address and spans[-1][1] + spans[-1][2] == i * nbytes:
+            spans[-1][2] += length
+        else:
+            spans.append([address, i * nbytes, length])
+    return [(f + k, o + k, min(_PIECE_BYTES, ln - k)) for f, o, ln in spans for k in range(0, ln, _PIECE_BYTES)]

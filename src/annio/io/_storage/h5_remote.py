@@ -15,6 +15,7 @@ file object of :func:`annio.io._storage.remote.open_h5_file_from_url` instead.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -22,9 +23,11 @@ from typing import Any
 import h5py
 
 from annio.errors import FormatError
+from annio.io._storage import h5_pread
 
-__all__ = ["PART_BYTES", "fetch_url_bytes", "fetch_url_bytes_async", "open_h5_image", "open_h5_url_read"]
+__all__ = ["PART_BYTES", "fetch_url_bytes", "close_h5_image", "fetch_url_bytes_async", "open_h5_image", "open_h5_url_read"]
 
+_IMAGE_NUMBERS = itertools.count()
 #: Size of one range request of a whole-file fetch.
 PART_BYTES = 8 * 2**20
 
@@ -119,15 +122,30 @@ async def fetch_url_bytes_async(url: str, *, storage_options: Mapping[str, Any] 
 
 
 def open_h5_image(data: bytes, name: str = "remote.h5ad") -> h5py.File:
-    """An ``h5py.File`` (read-only) over the file image ``data``."""
+    """An ``h5py.File`` (read-only) over the file image ``data``; close it with
+    :func:`close_h5_image`.
+
+    Each image gets a file name of its own: HDF5 takes a second core-driver file of the same
+    name for the one already open, so two images named alike (``s3://a/data.h5ad`` and
+    ``s3://b/data.h5ad`` read at once) would both show the first one's data.
+    """
+    unique = f"{name}#annio-image-{next(_IMAGE_NUMBERS)}"
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_fapl_core(backing_store=False)
     fapl.set_file_image(data)
     try:
-        fid = h5py.h5f.open(name.encode(), h5py.h5f.ACC_RDONLY, fapl=fapl)
+        fid = h5py.h5f.open(unique.encode(), h5py.h5f.ACC_RDONLY, fapl=fapl)
     except OSError as err:
         raise FormatError("/", f"{name} is not a readable HDF5 file (truncated or corrupt?): {err}") from err
+    h5_pread.register_image(unique, data)
     return h5py.File(fid)
+
+
+def close_h5_image(f: h5py.File) -> None:
+    """Close a file of :func:`open_h5_image` and drop its image."""
+    name = f.filename
+    f.close()
+    h5_pread.forget_image(name)
 
 
 @contextmanager
@@ -149,4 +167,4 @@ def open_h5_url_read(url: str, *, storage_options: Mapping[str, Any] | None = No
     try:
         yield f
     finally:
-        f.close()
+        close_h5_image(f)
