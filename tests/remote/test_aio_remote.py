@@ -60,3 +60,22 @@ def test_async_read_over_s3(served: dict[str, Path], s3_server: Any) -> None:
     zarr_obj, h5_obj = asyncio.run(main())
     assert_equal(zarr_obj, annio.read_zarr(served["zarr"]))
     assert_equal(h5_obj, annio.read_h5ad(served["h5ad"]))
+
+
+def test_gathered_h5ad_reads_of_files_with_one_name_keep_their_own_data(tmp_path: Path, http_server: Any) -> None:
+    """Remote h5ad files are read from in-memory images; HDF5 took a second image of the
+    same file name for the one already open, so gathered reads of .../s0/data.h5ad and
+    .../s1/data.h5ad (cellranger-style names) both gave the first one's data (regression)."""
+    expected = []
+    for i in range(4):
+        adata = gen_adata((40 + 5 * i, 12), X_type="csr", seed=100 + i)
+        (http_server.root / "same" / f"s{i}").mkdir(parents=True, exist_ok=True)
+        annio.write_h5ad(http_server.root / "same" / f"s{i}" / "data.h5ad", adata)
+        expected.append(annio.read_h5ad(http_server.root / "same" / f"s{i}" / "data.h5ad"))
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(annio.aio.read_h5ad(f"{http_server.base_url}/same/s{i}/data.h5ad") for i in range(4)))
+
+    for _ in range(3):
+        for got, want in zip(asyncio.run(main()), expected, strict=True):
+            assert_equal(got, want)
