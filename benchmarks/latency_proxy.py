@@ -165,16 +165,8 @@ class LatencyProxy:
                 return await self._serve_file(request, entry)
             headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
             body = await request.read()
-            async with self._session.request(request.method, self.upstream + request.path_qs, headers=headers,
-                                             data=body or None, allow_redirects=False,
-                                             auto_decompress=False) as upstream:
-                payload = await upstream.read()
-                out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
-                if request.method == "HEAD" and "Content-Length" in upstream.headers:
-                    out_headers["Content-Length"] = upstream.headers["Content-Length"]
-                if upstream.headers.get("Content-Encoding"):
-                    out_headers["Content-Encoding"] = upstream.headers["Content-Encoding"]
-                entry.status = upstream.status
+            status, out_headers, payload = await self._forward(request, headers, body)
+            entry.status = status
             entry.nbytes = len(payload)
             await self._bw.take(len(payload))
             return web.Response(status=entry.status, headers=out_headers, body=payload)
@@ -182,6 +174,30 @@ class LatencyProxy:
             entry.end = time.monotonic()
             with self._lock:
                 self._in_flight -= 1
+
+    async def _forward(self, request: Any, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Send one request upstream. A refused connect is retried: the upstream is a local test
+        server whose accept thread can fall behind under load, which no remote store would show
+        and which would otherwise reach the client as a 500 and a retry (an extra round trip)."""
+        import aiohttp
+
+        for attempt in range(5):
+            try:
+                async with self._session.request(request.method, self.upstream + request.path_qs, headers=headers,
+                                                 data=body or None, allow_redirects=False,
+                                                 auto_decompress=False) as upstream:
+                    payload = await upstream.read()
+                    out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS}
+                    if request.method == "HEAD" and "Content-Length" in upstream.headers:
+                        out_headers["Content-Length"] = upstream.headers["Content-Length"]
+                    if upstream.headers.get("Content-Encoding"):
+                        out_headers["Content-Encoding"] = upstream.headers["Content-Encoding"]
+                    return upstream.status, out_headers, payload
+            except aiohttp.ClientConnectorError:
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def _serve_file(self, request: Any, entry: ProxyRequest) -> Any:
         """Answer GET/HEAD from ``root`` (single ``Range`` requests as real servers do)."""

@@ -97,7 +97,8 @@ class FileServer:
             "property_manager": None, "lock_storage": None,
         }  # fmt: skip
         logging.getLogger("wsgidav").setLevel(logging.WARNING)
-        self.server = wsgi.Server(("127.0.0.1", 0), WsgiDAVApp(config), numthreads=32)
+        self.server = wsgi.Server(("127.0.0.1", 0), WsgiDAVApp(config), numthreads=32,
+                                   request_queue_size=1024)  # default backlog 5: bursts of connects refused
         self.server.prepare()
         self.url = f"http://127.0.0.1:{self.server.bind_addr[1]}"
         self.thread = threading.Thread(target=self.server.serve, daemon=True)

@@ -320,7 +320,8 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HTTPServer
     app = WsgiDAVApp(config)
     logging.getLogger("wsgidav").setLevel(logging.WARNING)
     log = RequestLog()
-    server = wsgi.Server(("127.0.0.1", 0), counting_middleware(app, log), numthreads=8, server_name="annio-test")
+    server = wsgi.Server(("127.0.0.1", 0), counting_middleware(app, log), numthreads=8, server_name="annio-test",
+                         request_queue_size=1024)  # cheroot's default backlog of 5 refused bursts of 64 connects on a loaded CI
     server.prepare()
     port = server.bind_addr[1]
     thread = threading.Thread(target=server.serve, name="annio-http-server", daemon=True)
