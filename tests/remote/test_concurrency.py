@@ -108,3 +108,45 @@ def test_s3_read_is_concurrent(published: dict[str, Path], s3_server: Any, laten
     assert_equal(got, annio.read_zarr(published["v3.zarr"]))
     stats = proxy.stats()
     assert stats["peak_in_flight"] > 1 and stats["chain_depth"] < max(4, stats["requests"] // 3), stats  # loose: SeaweedFS is slow under load
+
+
+
+@pytest.fixture(scope="module")
+def indexed_h5ad(tmp_path_factory: pytest.TempPathFactory, http_server: Any) -> Path:
+    """An h5ad whose indexes and uns lie far from its metadata (a dense X between them)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    obs = pd.DataFrame({"score": rng.random(n)}, index=[f"cell-{i:05d}-{'a' * (i % 7)}" for i in range(n)])
+    var = pd.DataFrame(index=[f"gene-{j}" for j in range(40)])
+    uns = {"params": {"k": 3, "method": "leiden", "grid": np.arange(12)}, "labels": np.array([f"l{i}" for i in range(300)], dtype=object)}
+    adata = annio.AnnData(X=rng.random((n, 40), dtype=np.float32), obs=obs, var=var, uns=uns)
+    path = tmp_path_factory.mktemp("indexed") / "b.h5ad"
+    annio.write_h5ad(path, adata)
+    target = http_server.root / "concurrency" / "b.h5ad"
+    target.parent.mkdir(exist_ok=True)
+    shutil.copy(path, target)
+    return path
+
+
+def test_lazy_h5ad_open_is_the_metadata_walk_and_two_rounds(indexed_h5ad: Path, http_server: Any, latency_proxy: Any, monkeypatch: Any) -> None:
+    """The size request goes out with the superblock's; the indexes and uns are fetched in
+    two rounds (values, then string heaps) instead of one cache miss after another."""
+    from annio.io._storage import h5_meta, h5_ranges
+
+    monkeypatch.setattr(h5_ranges, "_WHOLE_FILE_BYTES", 0)  # walked as a large file would be
+    data = indexed_h5ad.read_bytes()
+    _, walk_rounds = h5_meta.walk_metadata(lambda ranges: [data[s:e] for s, e in ranges], len(data))
+    proxy = latency_proxy(http_server.base_url, rtt=0.1)
+    lazy = read_lazy(f"{proxy.url}/concurrency/b.h5ad")
+    try:
+        opened = proxy.stats()
+        assert opened["chain_depth"] <= walk_rounds + 2, (opened, walk_rounds)
+        assert opened["bytes"] < len(data) / 3, opened  # not the dense X
+        local = annio.read_h5ad(indexed_h5ad)
+        assert_equal(lazy.obs_names, local.obs_names)
+        assert_equal(lazy.to_memory(), local)
+    finally:
+        lazy.file.close()

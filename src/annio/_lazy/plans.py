@@ -26,7 +26,7 @@ import zarr
 
 from annio.io._storage import engine, prefetch
 
-__all__ = ["open_keys", "prefetching_lazy_object", "prefetching_selection"]
+__all__ = ["open_h5_datasets", "open_keys", "prefetching_lazy_object", "prefetching_selection"]
 
 #: ids of the values the enclosing :func:`prefetching_selection` blocks planned (this thread)
 _PLANNED: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("annio_planned", default=frozenset())
@@ -65,6 +65,35 @@ def open_keys(group: Any, *, load_annotation_index: bool = True) -> list[str] | 
             if node is not None:
                 keys.extend(_index_keys(node))
     return keys
+
+
+def open_h5_datasets(group: Any, *, load_annotation_index: bool = True) -> list[Any]:
+    """The HDF5 datasets a lazy open of the AnnData in ``group`` reads whole — the ``uns``
+    tree (within ``settings.remote_prefetch_bytes``) and the obs/var indexes — when the file
+    was opened from a URL ([] otherwise: nothing to fetch ahead)."""
+    import h5py
+
+    from annio.io._storage.h5_ranges import opened_from_url
+    from annio.settings import settings
+
+    if not isinstance(group, h5py.Group) or not opened_from_url(group.file):
+        return []
+    found: list[Any] = []
+    if load_annotation_index:
+        for name in ("obs", "var", "raw/var"):
+            frame = group.get(name)
+            index = frame.attrs.get("_index") if isinstance(frame, h5py.Group) else None
+            if isinstance(index, bytes):
+                index = index.decode()
+            if isinstance(index, str) and isinstance(frame.get(index), h5py.Dataset):
+                found.append(frame[index])
+    uns = group.get("uns")
+    if isinstance(uns, h5py.Group):
+        tree: list[Any] = []
+        uns.visititems(lambda _, obj: tree.append(obj) if isinstance(obj, h5py.Dataset) else None)
+        if sum(ds.id.get_storage_size() for ds in tree) <= settings.remote_prefetch_bytes:
+            found += tree
+    return found
 
 
 # ----------------------------------------------------------------------------- selections

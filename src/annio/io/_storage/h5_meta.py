@@ -28,7 +28,7 @@ from annio.errors import FormatError
 from annio.io._storage import h5_btree
 from annio.io._storage.ranges import coalesce
 
-__all__ = ["walk_metadata", "MAX_ROUNDS"]
+__all__ = ["walk_metadata", "MAX_ROUNDS", "HEAD_BYTES"]
 
 #: fetch(list of (start, stop)) -> the bytes of each range (shorter at the end of the file)
 Fetch = Callable[[list[tuple[int, int]]], Sequence[bytes]]
@@ -270,12 +270,19 @@ def _window(kind: str, addr: int, g: _Geometry) -> int:
     return _WINDOWS[kind]
 
 
-def walk_metadata(fetch: Fetch, eof: int, *, max_rounds: int = MAX_ROUNDS) -> tuple[list[tuple[int, bytes]], int]:
+#: Bytes at the start of the file the walk begins from (:func:`walk_metadata`'s ``head``).
+HEAD_BYTES = _GCOL_WINDOW
+
+
+def walk_metadata(fetch: Fetch, eof: int, *, head: bytes | None = None, max_rounds: int = MAX_ROUNDS) -> tuple[list[tuple[int, bytes]], int]:
     """Fetch the metadata structures of the HDF5 file behind ``fetch`` (``eof``: its size),
     level by level of its group tree; returns the bytes read as sorted non-overlapping
-    ``(start, bytes)`` pieces and the number of rounds of requests made."""
+    ``(start, bytes)`` pieces and the number of rounds of requests made. ``head``: the
+    file's first :data:`HEAD_BYTES` bytes when already fetched (their round is counted)."""
     data = _Bytes(eof)
-    head = fetch([(0, min(eof, _GCOL_WINDOW))])[0]
+    if head is None or len(head) < min(eof, HEAD_BYTES):
+        head = fetch([(0, min(eof, HEAD_BYTES))])[0]
+    head = head[: min(eof, HEAD_BYTES)]
     data.add(0, bytes(head))
     found = _superblock(bytes(head), eof)
     if found is None:

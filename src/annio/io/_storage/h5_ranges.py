@@ -17,7 +17,7 @@ import h5py
 from annio.io._storage.gc_pause import gc_paused
 from annio.io._storage.ranges import wanted_units
 
-__all__ = ["RangeCachedFile", "register_open", "cached_file_of", "dataset_byte_ranges"]
+__all__ = ["RangeCachedFile", "register_open", "cached_file_of", "opened_from_url", "dataset_byte_ranges"]
 
 
 #: HDF5 reads contiguous datasets through a sieve buffer of this many bytes: a prefetched
@@ -139,20 +139,26 @@ class RangeCachedFile:
             self._f.seek(start)
             return bytes(self._f.read(n))
 
-    def prefetch_metadata(self) -> int:
+    def prefetch_metadata(self, head: bytes | None = None) -> int:
         """Fetch the file's metadata structures ahead, a round of concurrent requests per
         level of its group tree (:func:`~annio.io._storage.h5_meta.walk_metadata`), and keep
         them while the file is open, so that HDF5 opening groups and reading attributes
-        finds them in memory; returns the rounds of requests made."""
+        finds them in memory; returns the rounds of requests made. ``head``: the file's
+        first ``h5_meta.HEAD_BYTES`` bytes, when fetched already."""
         from annio.io._storage import h5_meta
 
         if self._size <= 0:
             return 0
         if self._size <= _WHOLE_FILE_BYTES:  # one request beats rounds of them
-            pieces, rounds = [(0, self._cat_ranges([0], [self._size])[0])], 1
+            if head and len(head) < self._size:
+                pieces, rounds = [(0, bytes(head) + self._cat_ranges([len(head)], [self._size])[0])], 2
+            elif head:
+                pieces, rounds = [(0, bytes(head[: self._size]))], 1
+            else:
+                pieces, rounds = [(0, self._cat_ranges([0], [self._size])[0])], 1
         else:
             fetch = lambda ranges: self._cat_ranges([s for s, _ in ranges], [e for _, e in ranges])
-            pieces, rounds = h5_meta.walk_metadata(fetch, self._size)
+            pieces, rounds = h5_meta.walk_metadata(fetch, self._size, head=head)
         self._meta = pieces
         self._meta_starts = [s for s, _ in pieces]
         return rounds
@@ -225,6 +231,17 @@ class RangeCachedFile:
 
 def register_open(f: h5py.File, fobj: RangeCachedFile) -> None:
     _OPEN[tuple(f.id.fileno) if isinstance(f.id.fileno, tuple) else (f.id.fileno,)] = fobj
+
+
+def opened_from_url(f: h5py.File) -> bool:
+    """Whether the HDF5 file ``f`` was opened from a URL (through a :class:`RangeCachedFile`)."""
+    if not _OPEN:
+        return False
+    try:
+        no = f.id.fileno
+    except (ValueError, RuntimeError):  # closed
+        return False
+    return (tuple(no) if isinstance(no, tuple) else (no,)) in _OPEN
 
 
 def cached_file_of(ds: Any) -> RangeCachedFile | None:

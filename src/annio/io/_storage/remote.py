@@ -39,6 +39,7 @@ Any other key is passed to the backend unchanged (obstore ``S3Config`` keys such
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Mapping
 from importlib.util import find_spec
 from typing import Any
@@ -47,6 +48,7 @@ from urllib.parse import urlsplit
 import h5py
 from zarr.abc.store import Store
 
+from annio.io._storage import h5_meta
 from annio.io._storage.h5_ranges import RangeCachedFile, register_open
 from annio.io._storage.prefetch_store import MetadataPrefetchStore, PrefetchStore
 from annio.io._storage.urls import is_url
@@ -257,9 +259,18 @@ def open_h5_file_from_url(
     _, options = _split_backend(storage_options)
     opts = _fsspec_options(url, options)
     fs, path = fsspec.core.url_to_fs(url, **opts)
-    fobj = RangeCachedFile(fs.open(path, mode="rb", block_size=block_size or DEFAULT_H5_BLOCK_SIZE, cache_type=cache_type), fs, path)
+    # opening asks for the size (a HEAD request); the superblock the metadata walk starts
+    # from is fetched meanwhile, saving a round trip
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        opening = pool.submit(fs.open, path, mode="rb", block_size=block_size or DEFAULT_H5_BLOCK_SIZE, cache_type=cache_type)
+        try:
+            head: bytes | None = bytes(fs.cat_file(path, start=0, end=h5_meta.HEAD_BYTES))
+        except Exception:  # any failure (a server refusing ranges ...): the walk fetches the head itself
+            head = None
+        raw = opening.result()
+    fobj = RangeCachedFile(raw, fs, path)
     try:
-        fobj.prefetch_metadata()
+        fobj.prefetch_metadata(head)
         f = RemoteH5File(fobj, "r")
     except Exception:
         fobj.close()

@@ -1,0 +1,139 @@
+"""The values of a remote HDF5 file's small datasets fetched together, before HDF5 reads them.
+
+A lazy open reads a few datasets whole (the obs/var indexes, the ``uns`` tree). Left to HDF5,
+each is a cache miss of the block-cached file object waited for in turn, and every
+variable-length string dataset two: its heap references, then the global heap collections
+holding the strings. Here the storage of all of them is found from the metadata HDF5 has
+already read (contiguous offsets, chunk tables) and fetched in one round of concurrent
+requests, then the collections the string datasets point to in a second round; the bytes
+stay in the :class:`~annio.io._storage.h5_ranges.RangeCachedFile` while the block runs and
+HDF5 reads them from memory.
+
+A prefetch only: HDF5 still reads and checks everything itself. A guess that falls short (a
+collection shared with other datasets and larger than its strings here) is one more miss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import h5py
+import numpy as np
+
+from annio.io._storage.h5_ranges import RangeCachedFile, cached_file_of
+from annio.io._storage.ranges import MAX_GAP, coalesce
+
+__all__ = ["prefetching_datasets", "collection_ranges"]
+
+#: HDF5's smallest global heap collection, the size it reads first when loading one.
+_MIN_COLLECTION = 4096
+#: A collection whose strings here claim more than this is left to HDF5.
+_MAX_COLLECTION = 1 << 26
+
+
+def _storage_ranges(fobj: RangeCachedFile, datasets: Sequence[h5py.Dataset]) -> tuple[list[tuple[int, int]], list[tuple[h5py.Dataset, list[tuple[int, int]]]]]:
+    """Byte ranges holding the values of ``datasets``, and for each variable-length string
+    dataset stored without filters, the ranges of its heap references."""
+    ranges: list[tuple[int, int]] = []
+    strings: list[tuple[h5py.Dataset, list[tuple[int, int]]]] = []
+    chunked = [ds for ds in datasets if ds.chunks is not None]
+    tables = fobj.chunk_tables(chunked) if chunked else {}
+    for ds in datasets:
+        if ds.chunks is None:
+            offset = ds.id.get_offset()
+            own = [] if offset is None else [(int(offset), int(offset) + int(ds.id.get_storage_size()))]
+            filtered = False
+        else:
+            table = tables.get(ds.name)
+            if table is None:
+                continue
+            own = [(int(a), int(a) + int(n)) for a, n in zip(table.addresses.tolist(), table.sizes.tolist(), strict=True)]
+            filtered = ds.id.get_create_plist().get_nfilters() > 0
+        own = [(s, min(e, fobj._size)) for s, e in own if fobj._size > s and e > s]
+        ranges += own
+        info = h5py.check_string_dtype(ds.dtype)
+        if own and not filtered and info is not None and info.length is None and ds.dtype.kind == "O":
+            strings.append((ds, own))
+    return ranges, strings
+
+
+def collection_ranges(refs: Sequence[bytes], sizeof_addr: int, eof: int) -> list[tuple[int, int]]:
+    """Byte ranges of the global heap collections that the variable-length references in
+    ``refs`` (HDF5's on-disk form: 4-byte length, collection address, 4-byte object index)
+    point to.
+
+    A collection's size is not known before its header is read. HDF5 makes one just large
+    enough for its first object (at least 4 KiB) and doubles it whenever the next object
+    does not fit, so it is smaller than twice what it holds: each range is twice the objects
+    referenced in it (with their headers), which covers it unless other datasets' strings
+    share it."""
+    stride = 8 + sizeof_addr
+    addresses, lengths = [], []
+    for buf in refs:
+        n = len(buf) // stride
+        if n == 0:
+            continue
+        rows = np.frombuffer(buf, dtype=np.uint8, count=n * stride).reshape(n, stride)
+        lengths.append(rows[:, :4].copy().view("<u4").ravel().astype(np.int64))
+        addr_bytes = np.zeros((n, 8), dtype=np.uint8)
+        addr_bytes[:, :sizeof_addr] = rows[:, 4 : 4 + sizeof_addr]
+        addresses.append(addr_bytes.view("<u8").ravel().astype(np.int64))
+    if not addresses:
+        return []
+    address, length = np.concatenate(addresses), np.concatenate(lengths)
+    keep = (address > 0) & (address < eof)
+    if not keep.any():
+        return []
+    address, length = address[keep], length[keep]
+    # each object: a 16-byte header (index, references, reserved, size), its data padded to 8
+    objects = 16 + ((length + 7) // 8) * 8
+    starts, inverse = np.unique(address, return_inverse=True)
+    # + the collection's header and its free-space object (16 bytes each)
+    held = np.bincount(inverse, weights=objects).astype(np.int64) + 32
+    out = []
+    for start, size in zip(starts.tolist(), held.tolist(), strict=True):
+        if size <= _MAX_COLLECTION:
+            out.append((start, min(eof, start + max(_MIN_COLLECTION, 2 * size))))
+    return out
+
+
+def _held(fobj: RangeCachedFile, ranges: list[tuple[int, int]]) -> list[bytes | None]:
+    return [fobj._find(s, e) for s, e in ranges]
+
+
+@contextmanager
+def prefetching_datasets(datasets: Sequence[Any]) -> Iterator[int]:
+    """Inside the block, HDF5 reads the values of ``datasets`` (h5py datasets of one remote
+    file) from memory: fetched on entry in at most two rounds of concurrent requests, dropped
+    on exit. A no-op (yielding 0) for local files and when there is nothing to fetch;
+    yields the rounds of requests made."""
+    datasets = [ds for ds in datasets if isinstance(ds, h5py.Dataset)]
+    fobj = cached_file_of(datasets[0]) if datasets else None
+    if fobj is None:
+        yield 0
+        return
+    size = fobj._size
+    ranges, strings = _storage_ranges(fobj, datasets)
+    fetches = 0
+    rounds = 0
+    try:
+        if ranges:
+            merged = coalesce([s for s, _ in ranges], [e for _, e in ranges], MAX_GAP)
+            fobj.fetch([s for s, _ in merged], [e for _, e in merged])
+            fetches, rounds = fetches + 1, rounds + 1
+        heaps: list[tuple[int, int]] = []
+        if strings:
+            sizeof_addr = int(datasets[0].file.id.get_create_plist().get_sizes()[0])
+            parts = [part for _, own in strings for part in _held(fobj, own) if part is not None]
+            heaps = collection_ranges(parts, sizeof_addr, size)
+        heaps = [r for r, hit in zip(heaps, _held(fobj, heaps), strict=True) if hit is None]
+        if heaps:
+            merged = coalesce([s for s, _ in heaps], [e for _, e in heaps], MAX_GAP)
+            fobj.fetch([s for s, _ in merged], [e for _, e in merged])
+            fetches, rounds = fetches + 1, rounds + 1
+        yield rounds
+    finally:
+        for _ in range(fetches):
+            fobj.drop()

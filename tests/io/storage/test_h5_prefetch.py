@@ -1,0 +1,135 @@
+"""Values of small datasets of a remote HDF5 file fetched ahead (``h5_prefetch``): after the
+prefetch, HDF5 reading those datasets — variable-length strings included — makes no read
+outside the fetched bytes; the global heap collections are sized to cover what HDF5 reads;
+local files are left alone."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from annio.io._storage import h5_prefetch
+from annio.io._storage.h5_ranges import RangeCachedFile, cached_file_of, register_open
+
+
+class _CountingFile:
+    """A local file object recording every read that reaches it (a miss of the prefetches)."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "rb")
+        self.size = os.path.getsize(path)
+        self.misses: list[tuple[int, int]] = []
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        return self._f.seek(pos, whence)
+
+    def read(self, n: int = -1) -> bytes:
+        self.misses.append((self._f.tell(), n))
+        return self._f.read(n)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _write(path: Path, strings: list[str], *, chunked: bool = False) -> None:
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        kwargs = {"chunks": (max(1, len(strings) // 3),)} if chunked else {}
+        f.create_dataset("obs/_index", data=np.array(strings, dtype=object), dtype=h5py.string_dtype(), **kwargs)
+        f.create_dataset("obs/big", data=rng.random(20_000))  # between the index and uns: not fetched
+        f.create_dataset("uns/scalar", data=3.5)
+        f.create_dataset("uns/name", data="a name", dtype=h5py.string_dtype())
+        f.create_dataset("uns/values", data=rng.integers(0, 9, 100))
+        f.create_dataset("uns/gz", data=np.arange(5000), compression="gzip", chunks=(1000,))
+        f.create_dataset("uns/words", data=np.array(["w" * i for i in range(1, 60)], dtype=object), dtype=h5py.string_dtype())
+
+
+def _open_counting(path: Path) -> tuple[h5py.File, _CountingFile]:
+    raw = _CountingFile(path)
+    fobj = RangeCachedFile(raw, fsspec.filesystem("file"), str(path))
+    fobj.prefetch_metadata()
+    f = h5py.File(fobj, "r")
+    register_open(f, fobj)
+    return f, raw
+
+
+def _read_all(f: h5py.File) -> dict[str, Any]:
+    names = ["obs/_index", "uns/scalar", "uns/name", "uns/values", "uns/gz", "uns/words"]
+    return {n: f[n][()] for n in names}
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_prefetched_datasets_are_read_from_memory(tmp_path: Path, monkeypatch: Any, chunked: bool) -> None:
+    from annio.io._storage import h5_ranges
+
+    monkeypatch.setattr(h5_ranges, "_WHOLE_FILE_BYTES", 0)  # a small file walked as a large one would be
+    path = tmp_path / "a.h5"
+    _write(path, [f"cell-{i:06d}-{'x' * (i % 40)}" for i in range(3000)], chunked=chunked)
+    f, raw = _open_counting(path)
+    try:
+        datasets = [f[n] for n in ("obs/_index", "uns/scalar", "uns/name", "uns/values", "uns/gz", "uns/words")]
+        raw.misses.clear()
+        with h5_prefetch.prefetching_datasets(datasets) as rounds:
+            fetched = len(raw.misses)  # the prefetch's own requests go through cat_ranges, not here
+            got = _read_all(f)
+            misses = raw.misses[fetched:]
+        assert rounds == 2  # the values, then the strings' heap collections
+        assert misses == [], misses
+        with h5py.File(path, "r") as plain:
+            want = _read_all(plain)
+        for name, value in want.items():
+            np.testing.assert_array_equal(got[name], value, err_msg=name)
+        assert cached_file_of(datasets[0])._parts == []  # dropped after the block
+    finally:
+        f.close()
+        raw.close()
+
+
+def test_local_files_are_not_prefetched(tmp_path: Path) -> None:
+    path = tmp_path / "a.h5"
+    _write(path, ["a", "b"])
+    with h5py.File(path, "r") as f, h5_prefetch.prefetching_datasets([f["obs/_index"]]) as rounds:
+        assert rounds == 0
+
+
+def _collections(image: bytes, refs: bytes) -> dict[int, int]:
+    """Address -> size of every global heap collection the references point to, from the
+    collections' own headers."""
+    out = {}
+    for pos in range(0, len(refs) - 15, 16):
+        addr = struct.unpack_from("<Q", refs, pos + 4)[0]
+        if addr:
+            assert image[addr : addr + 4] == b"GCOL"
+            out[addr] = struct.unpack_from("<Q", image, addr + 8)[0]
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lengths=st.lists(st.integers(0, 70_000), min_size=1, max_size=60), repeat=st.integers(1, 2000))
+def test_collection_ranges_cover_each_collection(tmp_path: Path, lengths: list[int], repeat: int) -> None:
+    strings = [("s" * n) for n in lengths] * max(1, repeat // len(lengths))
+    path = tmp_path / "c.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("s", data=np.array(strings, dtype=object), dtype=h5py.string_dtype())
+        offset, size = ds.id.get_offset(), ds.id.get_storage_size()
+    image = path.read_bytes()
+    refs = image[offset : offset + size]
+    ranges = h5_prefetch.collection_ranges([refs], 8, len(image))
+    for addr, size in _collections(image, refs).items():
+        assert any(s <= addr and addr + size <= e for s, e in ranges), (addr, size, ranges)
+    assert sum(e - s for s, e in ranges) <= 2 * len(image)  # a guess, never an unbounded one
+
+
+def test_collection_ranges_ignore_references_outside_the_file() -> None:
+    refs = struct.pack("<IQI", 5, 10**12, 1) + struct.pack("<IQI", 5, 0, 1)
+    assert h5_prefetch.collection_ranges([refs], 8, 4096) == []
+    assert h5_prefetch.collection_ranges([b""], 8, 4096) == []
