@@ -216,9 +216,15 @@ def warm_library(libname: str) -> None:
 
 def _measure(func: Callable[[Any, str], Any], lib: Any, url: str, proxy: Any, timeout: float) -> dict[str, Any]:
     """Time ``func(lib, url)`` with the proxy's statistics; an error or a run longer than
-    ``timeout`` seconds is reported instead. A run that hangs (anndata's remote lazy h5ad
-    open has hung in fsspec's ``HTTPFile.read``) is left behind in its daemon thread, so
-    the other workloads are still measured."""
+    ``timeout`` seconds is reported instead. A run that hangs is left behind in its daemon
+    thread, so the other workloads are still measured.
+
+    The cyclic collector is paused during each run, for both libraries, and run between
+    them. A collection in fsspec's event-loop thread that frees an h5py object waits for
+    h5py's global lock, held by the thread reading through fsspec, which waits for that loop:
+    anndata's remote lazy h5ad open hung so for good (seen with py-spy). annio pauses the
+    collector around its own fetches; here neither library meets it."""
+    import gc
     import threading
 
     outcome: dict[str, Any] = {}
@@ -233,9 +239,16 @@ def _measure(func: Callable[[Any, str], Any], lib: Any, url: str, proxy: Any, ti
         except Exception as err:  # reported, not fatal
             outcome["error"] = f"{type(err).__name__}: {err}"[:200]
 
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
     worker = threading.Thread(target=call, name="remote-workload", daemon=True)
-    worker.start()
-    worker.join(timeout)
+    try:
+        worker.start()
+        worker.join(timeout)
+    finally:
+        if enabled:
+            gc.enable()
     if worker.is_alive():
         return {"error": f"timeout: still running after {timeout:.0f} s"}
     return outcome if "error" in outcome else {"time": outcome["time"], **proxy.stats()}
