@@ -119,8 +119,10 @@ def indexed_h5ad(tmp_path_factory: pytest.TempPathFactory, http_server: Any) -> 
 
     rng = np.random.default_rng(3)
     n = 20_000
-    obs = pd.DataFrame({"score": rng.random(n)}, index=[f"cell-{i:05d}-{'a' * (i % 7)}" for i in range(n)])
-    var = pd.DataFrame(index=[f"gene-{j}" for j in range(40)])
+    obs = pd.DataFrame({"score": rng.random(n), "uid": [f"u{i * 7919 % n}-{'b' * (i % 5)}" for i in range(n)],
+                        "kind": pd.Categorical([f"k{i % 9}" for i in range(n)])},
+                       index=[f"cell-{i:05d}-{'a' * (i % 7)}" for i in range(n)])
+    var = pd.DataFrame({"symbol": [f"S{j}" for j in range(40)]}, index=[f"gene-{j}" for j in range(40)])
     uns = {"params": {"k": 3, "method": "leiden", "grid": np.arange(12)}, "labels": np.array([f"l{i}" for i in range(300)], dtype=object)}
     adata = annio.AnnData(X=rng.random((n, 40), dtype=np.float32), obs=obs, var=var, uns=uns)
     path = tmp_path_factory.mktemp("indexed") / "b.h5ad"
@@ -148,5 +150,33 @@ def test_lazy_h5ad_open_is_the_metadata_walk_and_two_rounds(indexed_h5ad: Path, 
         local = annio.read_h5ad(indexed_h5ad)
         assert_equal(lazy.obs_names, local.obs_names)
         assert_equal(lazy.to_memory(), local)
+    finally:
+        lazy.file.close()
+
+
+def test_lazy_h5ad_selection_reads_only_what_its_rounds_fetched(indexed_h5ad: Path, http_server: Any, latency_proxy: Any, monkeypatch: Any) -> None:
+    """Rows of string columns too: their heap references (16 bytes a row on disk, not
+    numpy's 8) and then the heap collections those point to are fetched ahead."""
+    from annio.io._storage import h5_ranges
+
+    monkeypatch.setattr(h5_ranges, "_WHOLE_FILE_BYTES", 0)
+    misses: list[tuple[int, int]] = []
+    read_cached = h5_ranges.RangeCachedFile._read_cached
+
+    def counting(self: Any, start: int, n: int) -> bytes:
+        misses.append((start, n))
+        return read_cached(self, start, n)
+
+    monkeypatch.setattr(h5_ranges.RangeCachedFile, "_read_cached", counting)
+    proxy = latency_proxy(http_server.base_url, rtt=0.05)
+    lazy = read_lazy(f"{proxy.url}/concurrency/b.h5ad")
+    try:
+        misses.clear()
+        proxy.reset()
+        got = lazy[12_000:13_500].to_memory()
+        stats = proxy.stats()
+        assert misses == [], misses
+        assert stats["chain_depth"] <= 3, stats  # chunk index nodes, rows, string heaps
+        assert_equal(got, annio.read_h5ad(indexed_h5ad)[12_000:13_500])
     finally:
         lazy.file.close()

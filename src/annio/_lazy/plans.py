@@ -219,6 +219,7 @@ def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any
     concurrent range requests."""
     import h5py
 
+    from annio.io._storage import h5_prefetch
     from annio.io._storage.h5_ranges import dataset_byte_ranges
     from annio.io._storage.ranges import coalesce
     from annio.io._storage.sparse_read import major_read_plan, zarr_read_span
@@ -238,8 +239,11 @@ def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any
     try:
         fobj.fetch(*_columns(coalesce([s for s, _ in ranges], [e for _, e in ranges])))
         done.append(fobj)
-        if later:
-            ranges = []
+        # string columns: the heap collections their fetched references point to
+        strings = [(ds, a, b) for ds, a, b in dense if isinstance(ds, h5py.Dataset) and h5_prefetch.is_vlen_string(ds)]
+        refs = [r for ds, a, b in strings for r in h5_prefetch.reference_ranges(ds, a, b)]
+        ranges = h5_prefetch.heap_ranges(fobj, refs, h5_prefetch.sizeof_addr(strings[0][0]), some_rows=True) if strings else []
+        if later or ranges:
             for source, values in later:
                 starts, stops = zarr_read_span(*values())  # reads indptr: from memory now
                 for part in (source.data, source.indices):

@@ -120,3 +120,16 @@ def test_collection_ranges_ignore_references_outside_the_file() -> None:
     refs = struct.pack("<IQI", 5, 10**12, 1) + struct.pack("<IQI", 5, 0, 1)
     assert h5_prefetch.collection_ranges([refs], 8, 4096) == []
     assert h5_prefetch.collection_ranges([b""], 8, 4096) == []
+
+
+def test_row_byte_ranges_of_string_datasets_use_the_stored_element_size(tmp_path: Path) -> None:
+    from annio.io._storage.h5_ranges import dataset_byte_ranges, stored_item_size
+
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        ds = f.create_dataset("s", data=np.array([f"v{i}" for i in range(1000)], dtype=object), dtype=h5py.string_dtype())
+        nums = f.create_dataset("n", data=np.arange(1000, dtype=np.int32))
+        assert stored_item_size(ds) == ds.id.get_storage_size() // 1000 == 16  # numpy's object itemsize is 8
+        assert stored_item_size(nums) == 4
+        (start, stop), = dataset_byte_ranges(ds, [100], [200])
+        assert start == ds.id.get_offset() + 100 * 16 and stop >= ds.id.get_offset() + 200 * 16
+        assert h5_prefetch.reference_ranges(ds, [100], [200]) == [(ds.id.get_offset() + 1600, ds.id.get_offset() + 3200)]

@@ -22,13 +22,15 @@ from typing import Any
 import h5py
 import numpy as np
 
-from annio.io._storage.h5_ranges import RangeCachedFile, cached_file_of
+from annio.io._storage.h5_ranges import RangeCachedFile, cached_file_of, stored_item_size
 from annio.io._storage.ranges import MAX_GAP, coalesce
 
-__all__ = ["prefetching_datasets", "collection_ranges"]
+__all__ = ["prefetching_datasets", "collection_ranges", "heap_ranges", "is_vlen_string", "reference_ranges", "sizeof_addr"]
 
 #: HDF5's smallest global heap collection, the size it reads first when loading one.
 _MIN_COLLECTION = 4096
+#: Size HDF5 grows a collection of small strings to (doubling from 4 KiB).
+_ROWS_COLLECTION = 1 << 16
 #: A collection whose strings here claim more than this is left to HDF5.
 _MAX_COLLECTION = 1 << 26
 
@@ -44,22 +46,19 @@ def _storage_ranges(fobj: RangeCachedFile, datasets: Sequence[h5py.Dataset]) -> 
         if ds.chunks is None:
             offset = ds.id.get_offset()
             own = [] if offset is None else [(int(offset), int(offset) + int(ds.id.get_storage_size()))]
-            filtered = False
         else:
             table = tables.get(ds.name)
             if table is None:
                 continue
             own = [(int(a), int(a) + int(n)) for a, n in zip(table.addresses.tolist(), table.sizes.tolist(), strict=True)]
-            filtered = ds.id.get_create_plist().get_nfilters() > 0
         own = [(s, min(e, fobj._size)) for s, e in own if fobj._size > s and e > s]
         ranges += own
-        info = h5py.check_string_dtype(ds.dtype)
-        if own and not filtered and info is not None and info.length is None and ds.dtype.kind == "O":
+        if own and is_vlen_string(ds):
             strings.append((ds, own))
     return ranges, strings
 
 
-def collection_ranges(refs: Sequence[bytes], sizeof_addr: int, eof: int) -> list[tuple[int, int]]:
+def collection_ranges(refs: Sequence[bytes], sizeof_addr: int, eof: int, *, some_rows: bool = False) -> list[tuple[int, int]]:
     """Byte ranges of the global heap collections that the variable-length references in
     ``refs`` (HDF5's on-disk form: 4-byte length, collection address, 4-byte object index)
     point to.
@@ -68,7 +67,9 @@ def collection_ranges(refs: Sequence[bytes], sizeof_addr: int, eof: int) -> list
     enough for its first object (at least 4 KiB) and doubles it whenever the next object
     does not fit, so it is smaller than twice what it holds: each range is twice the objects
     referenced in it (with their headers), which covers it unless other datasets' strings
-    share it."""
+    share it. With ``some_rows`` the references are those of some rows only, and a
+    collection holds others' strings too: each range is then at least 64 KiB, the size up
+    to which HDF5 grows the collections of a dataset's small strings."""
     stride = 8 + sizeof_addr
     addresses, lengths = [], []
     for buf in refs:
@@ -95,12 +96,53 @@ def collection_ranges(refs: Sequence[bytes], sizeof_addr: int, eof: int) -> list
     out = []
     for start, size in zip(starts.tolist(), held.tolist(), strict=True):
         if size <= _MAX_COLLECTION:
-            out.append((start, min(eof, start + max(_MIN_COLLECTION, 2 * size))))
+            out.append((start, min(eof, start + max(_ROWS_COLLECTION if some_rows else _MIN_COLLECTION, 2 * size))))
     return out
 
 
 def _held(fobj: RangeCachedFile, ranges: list[tuple[int, int]]) -> list[bytes | None]:
     return [fobj._find(s, e) for s, e in ranges]
+
+
+def is_vlen_string(ds: h5py.Dataset) -> bool:
+    """Whether ``ds`` holds variable-length strings stored without filters (its heap
+    references can be read from its raw bytes)."""
+    info = h5py.check_string_dtype(ds.dtype)
+    if info is None or info.length is not None or ds.dtype.kind != "O":
+        return False
+    return ds.chunks is None or ds.id.get_create_plist().get_nfilters() == 0
+
+
+def reference_ranges(ds: h5py.Dataset, starts: Any, stops: Any) -> list[tuple[int, int]]:
+    """Byte ranges holding the heap references of rows ``starts[i]:stops[i]`` of the string
+    dataset ``ds``: exactly those rows when contiguous, whole chunks when chunked."""
+    from annio.io._storage.h5_ranges import dataset_byte_ranges
+
+    if ds.chunks is not None:
+        return dataset_byte_ranges(ds, starts, stops)
+    offset = ds.id.get_offset()
+    if offset is None or ds.ndim != 1:
+        return []
+    size = stored_item_size(ds)
+    starts, stops = np.atleast_1d(np.asarray(starts, np.int64)), np.atleast_1d(np.asarray(stops, np.int64))
+    return [(offset + int(a) * size, offset + int(b) * size) for a, b in zip(starts.tolist(), stops.tolist(), strict=True) if b > a]
+
+
+def sizeof_addr(ds: h5py.Dataset) -> int:
+    """Bytes of a file address in the file holding ``ds``."""
+    return int(ds.file.id.get_create_plist().get_sizes()[0])
+
+
+def heap_ranges(fobj: RangeCachedFile, refs: Sequence[tuple[int, int]], address_bytes: int, *, some_rows: bool = False) -> list[tuple[int, int]]:
+    """The global heap collections (:func:`collection_ranges`) that the references in the
+    byte ranges ``refs`` of the file point to, leaving out those held already; ranges not
+    held themselves are skipped (nothing is fetched here). ``address_bytes``: see
+    :func:`sizeof_addr`; ``some_rows``: see :func:`collection_ranges`."""
+    if not refs:
+        return []
+    parts = [part for part in _held(fobj, list(refs)) if part is not None]
+    heaps = collection_ranges(parts, address_bytes, fobj._size, some_rows=some_rows)
+    return [r for r, hit in zip(heaps, _held(fobj, heaps), strict=True) if hit is None]
 
 
 @contextmanager
@@ -114,7 +156,6 @@ def prefetching_datasets(datasets: Sequence[Any]) -> Iterator[int]:
     if fobj is None:
         yield 0
         return
-    size = fobj._size
     ranges, strings = _storage_ranges(fobj, datasets)
     fetches = 0
     rounds = 0
@@ -123,12 +164,7 @@ def prefetching_datasets(datasets: Sequence[Any]) -> Iterator[int]:
             merged = coalesce([s for s, _ in ranges], [e for _, e in ranges], MAX_GAP)
             fobj.fetch([s for s, _ in merged], [e for _, e in merged])
             fetches, rounds = fetches + 1, rounds + 1
-        heaps: list[tuple[int, int]] = []
-        if strings:
-            sizeof_addr = int(datasets[0].file.id.get_create_plist().get_sizes()[0])
-            parts = [part for _, own in strings for part in _held(fobj, own) if part is not None]
-            heaps = collection_ranges(parts, sizeof_addr, size)
-        heaps = [r for r, hit in zip(heaps, _held(fobj, heaps), strict=True) if hit is None]
+        heaps = heap_ranges(fobj, [r for _, own in strings for r in own], sizeof_addr(datasets[0])) if strings else []
         if heaps:
             merged = coalesce([s for s, _ in heaps], [e for _, e in heaps], MAX_GAP)
             fobj.fetch([s for s, _ in merged], [e for _, e in merged])

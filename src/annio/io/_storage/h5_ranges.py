@@ -17,7 +17,7 @@ import h5py
 from annio.io._storage.gc_pause import gc_paused
 from annio.io._storage.ranges import wanted_units
 
-__all__ = ["RangeCachedFile", "register_open", "cached_file_of", "opened_from_url", "dataset_byte_ranges"]
+__all__ = ["RangeCachedFile", "register_open", "cached_file_of", "opened_from_url", "stored_item_size", "dataset_byte_ranges"]
 
 
 #: HDF5 reads contiguous datasets through a sieve buffer of this many bytes: a prefetched
@@ -181,10 +181,15 @@ class RangeCachedFile:
         sizeof_addr = int(next(iter(wanted.values())).file.id.get_create_plist().get_sizes()[0])
         # the object headers, in one concurrent round (those HDF5 read lie all over the file)
         heads = {n: a for n, ds in wanted.items() if (a := h5_btree.header_address(ds)) is not None and a < self._size}
-        starts = sorted(set(heads.values()))
+        # headers the metadata walk fetched are held whole (it follows their continuation
+        # blocks): only the others are fetched, in one concurrent round
+        starts = sorted({a for a in heads.values() if self._find(a, a + 16) is None})
         windows = dict(zip(starts, self._ranges_from_memory_or_remote(starts, [min(self._size, a + h5_btree.HEADER_BYTES) for a in starts]), strict=True))
 
         def read(start: int, n: int) -> bytes:
+            held = self._find(start, start + n)
+            if held is not None:
+                return held
             for a, data in windows.items():
                 if a <= start and start + n <= a + len(data):
                     return data[start - a : start - a + n]
@@ -255,6 +260,15 @@ def cached_file_of(ds: Any) -> RangeCachedFile | None:
     return _OPEN.get(tuple(no) if isinstance(no, tuple) else (no,))
 
 
+def stored_item_size(ds: h5py.Dataset) -> int:
+    """Bytes of one element of ``ds`` in the file. A variable-length value (string or
+    sequence) is stored as its length and a global heap reference (4 + address + 4 bytes),
+    not as the memory type's pointer that ``dtype.itemsize`` and HDF5's type size give."""
+    if ds.dtype.kind == "O" or h5py.check_vlen_dtype(ds.dtype) is not None:
+        return 8 + int(ds.file.id.get_create_plist().get_sizes()[0])
+    return int(ds.dtype.itemsize)
+
+
 def dataset_byte_ranges(ds: h5py.Dataset, starts: Any, stops: Any) -> list[tuple[int, int]]:
     """Byte ranges of the file holding rows ``starts[i]:stops[i]`` (first axis; all of the
     others) of ``ds``: whole chunks of chunked datasets, row bytes of contiguous ones
@@ -270,7 +284,7 @@ def dataset_byte_ranges(ds: h5py.Dataset, starts: Any, stops: Any) -> list[tuple
         offset = ds.id.get_offset()
         if offset is None:
             return []
-        row = int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize
+        row = int(np.prod(ds.shape[1:], dtype=np.int64)) * stored_item_size(ds)
         end = offset + int(ds.shape[0]) * row
         return [(offset + int(s) * row, min(end, offset + int(e) * row + _SIEVE_BYTES)) for s, e in zip(starts, stops, strict=True)]
     c0 = int(ds.chunks[0])
