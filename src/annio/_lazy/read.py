@@ -173,7 +173,7 @@ def read_lazy(store: Any, *, load_annotation_index: bool = True, storage_options
 
         keys = open_keys(group, load_annotation_index=not use_range)
         h5_datasets = open_h5_datasets(group, load_annotation_index=not use_range)
-        with override, prefetching(group, keys, overlap=True), prefetching_datasets(h5_datasets):
+        with override, prefetching(group, keys, overlap=True), prefetching_datasets(h5_datasets, overlap=True):
             # what needs no prefetched object (arrays are opened, not read) is built while the
             # prefetch is in flight; the frames' indexes and uns, which read them, come last
             children = [k for k in _children(root, listable) if k in ANNDATA_KEYS]

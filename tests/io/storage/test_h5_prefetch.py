@@ -70,7 +70,8 @@ def test_prefetched_datasets_are_read_from_memory(tmp_path: Path, monkeypatch: A
         misses.clear()
         with h5_prefetch.prefetching_datasets(datasets) as rounds:
             got = _read_all(f)
-        assert rounds == 2  # the values, then the strings' heap collections
+        # the values with a guess of the heap collections after them, then what the guess missed
+        assert rounds == 2
         assert misses == [], misses
         with h5py.File(path, "r") as plain:
             want = _read_all(plain)
@@ -133,3 +134,82 @@ def test_row_byte_ranges_of_string_datasets_use_the_stored_element_size(tmp_path
         (start, stop), = dataset_byte_ranges(ds, [100], [200])
         assert start == ds.id.get_offset() + 100 * 16 and stop >= ds.id.get_offset() + 200 * 16
         assert h5_prefetch.reference_ranges(ds, [100], [200]) == [(ds.id.get_offset() + 1600, ds.id.get_offset() + 3200)]
+
+
+def test_overlapped_prefetch_is_waited_for_by_the_reads_that_need_it(tmp_path: Path, monkeypatch: Any) -> None:
+    import threading
+
+    from annio.io._storage import h5_ranges
+
+    monkeypatch.setattr(h5_ranges, "_WHOLE_FILE_BYTES", 0)
+    path = tmp_path / "a.h5"
+    _write(path, [f"cell-{i:06d}" for i in range(3000)])
+    f, misses = _open_counting(path, monkeypatch)
+    fobj = cached_file_of(f["obs/_index"])
+    release = threading.Event()
+    cat_ranges = RangeCachedFile._cat_ranges
+
+    def slow(self: RangeCachedFile, starts: list[int], stops: list[int]) -> list[bytes]:
+        release.wait(10)  # the fetch is still out while the block starts
+        return cat_ranges(self, starts, stops)
+
+    monkeypatch.setattr(RangeCachedFile, "_cat_ranges", slow)
+    try:
+        datasets = [f[n] for n in ("obs/_index", "uns/scalar", "uns/name", "uns/values", "uns/gz", "uns/words")]
+        misses.clear()
+        with h5_prefetch.prefetching_datasets(datasets, overlap=True) as rounds:
+            assert rounds == -1 and fobj._job is not None and not fobj._job.done()
+            threading.Timer(0.2, release.set).start()
+            got = _read_all(f)  # waits for the fetch, then reads from it
+        assert misses == [], misses
+        with h5py.File(path, "r") as plain:
+            for name, value in _read_all(plain).items():
+                np.testing.assert_array_equal(got[name], value, err_msg=name)
+        assert fobj._parts == [] and fobj._job is None
+    finally:
+        release.set()
+        f.close()
+
+
+def test_a_failed_overlapped_prefetch_leaves_the_reads_to_the_file(tmp_path: Path, monkeypatch: Any) -> None:
+    from annio.io._storage import h5_ranges
+
+    monkeypatch.setattr(h5_ranges, "_WHOLE_FILE_BYTES", 0)
+    path = tmp_path / "a.h5"
+    _write(path, [f"cell-{i:06d}" for i in range(3000)])
+    f, misses = _open_counting(path, monkeypatch)
+
+    def failing(self: RangeCachedFile, starts: list[int], stops: list[int]) -> list[bytes]:
+        raise ConnectionError("network down during the prefetch")
+
+    monkeypatch.setattr(RangeCachedFile, "_cat_ranges", failing)
+    try:
+        datasets = [f["obs/_index"], f["uns/words"]]
+        with h5_prefetch.prefetching_datasets(datasets, overlap=True):
+            got = f["obs/_index"][()]
+        assert misses  # read through the remote file object instead
+        with h5py.File(path, "r") as plain:
+            np.testing.assert_array_equal(got, plain["obs/_index"][()])
+    finally:
+        f.close()
+
+
+def test_heap_collections_after_the_values_come_with_them(tmp_path: Path, monkeypatch: Any) -> None:
+    """Short strings written in one go: their collections follow the values and are covered
+    by the first round's guess, so one round does."""
+    from annio.io._storage import h5_ranges
+
+    monkeypatch.setattr(h5_ranges, "_WHOLE_FILE_BYTES", 0)
+    path = tmp_path / "a.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("obs/_index", data=np.array([f"c{i}" for i in range(5000)], dtype=object), dtype=h5py.string_dtype())
+        f.create_dataset("obs/big", data=np.zeros(300_000))  # after the collections: not guessed into
+    f, misses = _open_counting(path, monkeypatch)
+    try:
+        misses.clear()
+        with h5_prefetch.prefetching_datasets([f["obs/_index"]]) as rounds:
+            got = f["obs/_index"][()]
+        assert rounds == 1 and misses == []
+        assert got[4999] == b"c4999"
+    finally:
+        f.close()

@@ -31,6 +31,10 @@ __all__ = ["prefetching_datasets", "collection_ranges", "heap_ranges", "is_vlen_
 _MIN_COLLECTION = 4096
 #: Size HDF5 grows a collection of small strings to (doubling from 4 KiB).
 _ROWS_COLLECTION = 1 << 16
+#: Heap bytes guessed for each string of a dataset (a 16-byte object header and up to 32
+#: bytes of text), and the most guessed for one dataset.
+_GUESS_PER_STRING = 48
+_GUESS_CAP = 8 << 20
 #: A collection whose strings here claim more than this is left to HDF5.
 _MAX_COLLECTION = 1 << 26
 
@@ -55,6 +59,12 @@ def _storage_ranges(fobj: RangeCachedFile, datasets: Sequence[h5py.Dataset]) -> 
         ranges += own
         if own and is_vlen_string(ds):
             strings.append((ds, own))
+            if ds.chunks is None:
+                # HDF5 writes a string dataset's heap collections right after its values:
+                # fetched along with them (a guess of 48 bytes a string; what it misses
+                # comes in the second round), the second round is often not needed
+                end = own[-1][1]
+                ranges.append((end, min(fobj._size, end + min(_GUESS_CAP, _GUESS_PER_STRING * int(ds.size)))))
     return ranges, strings
 
 
@@ -145,31 +155,68 @@ def heap_ranges(fobj: RangeCachedFile, refs: Sequence[tuple[int, int]], address_
     return [r for r, hit in zip(heaps, _held(fobj, heaps), strict=True) if hit is None]
 
 
+def _two_rounds(fobj: RangeCachedFile, ranges: list[tuple[int, int]], refs: list[tuple[int, int]], address_bytes: int) -> tuple[list[tuple[int, bytes]], int]:
+    """Fetch ``ranges`` (those not held), then the heap collections the references in
+    ``refs`` point to; returns the fetched ``(start, bytes)`` parts and the rounds made. No
+    h5py call: with ``overlap`` this runs in a worker thread while HDF5 is in use."""
+    parts: list[tuple[int, bytes]] = []
+
+    def find(start: int, stop: int) -> bytes | None:
+        for s, data in parts:
+            if s <= start and stop <= s + len(data):
+                return data[start - s : stop - s]
+        return fobj._find(start, stop)
+
+    def fetch(wanted: list[tuple[int, int]]) -> int:
+        todo = [r for r in coalesce([s for s, _ in wanted], [e for _, e in wanted], MAX_GAP) if find(*r) is None]
+        if not todo:
+            return 0
+        got = fobj._cat_ranges([s for s, _ in todo], [e for _, e in todo])
+        parts.extend(zip([s for s, _ in todo], got, strict=True))
+        return 1
+
+    rounds = fetch(ranges) if ranges else 0
+    if refs:
+        held = [b for b in (find(s, e) for s, e in refs) if b is not None]
+        heaps = [r for r in collection_ranges(held, address_bytes, fobj._size) if find(*r) is None]
+        if heaps:
+            rounds += fetch(heaps)
+    return parts, rounds
+
+
 @contextmanager
-def prefetching_datasets(datasets: Sequence[Any]) -> Iterator[int]:
+def prefetching_datasets(datasets: Sequence[Any], *, overlap: bool = False) -> Iterator[int]:
     """Inside the block, HDF5 reads the values of ``datasets`` (h5py datasets of one remote
-    file) from memory: fetched on entry in at most two rounds of concurrent requests, dropped
-    on exit. A no-op (yielding 0) for local files and when there is nothing to fetch;
-    yields the rounds of requests made."""
+    file) from memory: fetched on entry in at most two rounds of concurrent requests (the
+    values, then the heap collections of the string datasets), dropped on exit. Yields the
+    rounds made; 0 for local files and when there is nothing to fetch.
+
+    With ``overlap`` the block starts at once, the fetch running in a worker thread (yields
+    -1): work that reads none of these datasets goes on during the round trips, a read that
+    needs them waits for them."""
     datasets = [ds for ds in datasets if isinstance(ds, h5py.Dataset)]
     fobj = cached_file_of(datasets[0]) if datasets else None
     if fobj is None:
         yield 0
         return
     ranges, strings = _storage_ranges(fobj, datasets)
-    fetches = 0
-    rounds = 0
+    refs = [r for _, own in strings for r in own]
+    address_bytes = sizeof_addr(datasets[0])
+    if not ranges:
+        yield 0
+        return
+    if overlap:
+        token = fobj.start_background(lambda: _two_rounds(fobj, ranges, refs, address_bytes)[0])
+        try:
+            yield -1
+        finally:
+            fobj.settle()
+            if fobj.settled(token):
+                fobj.drop()
+        return
+    parts, rounds = _two_rounds(fobj, ranges, refs, address_bytes)
+    fobj.keep(parts)
     try:
-        if ranges:
-            merged = coalesce([s for s, _ in ranges], [e for _, e in ranges], MAX_GAP)
-            fobj.fetch([s for s, _ in merged], [e for _, e in merged])
-            fetches, rounds = fetches + 1, rounds + 1
-        heaps = heap_ranges(fobj, [r for _, own in strings for r in own], sizeof_addr(datasets[0])) if strings else []
-        if heaps:
-            merged = coalesce([s for s, _ in heaps], [e for _, e in heaps], MAX_GAP)
-            fobj.fetch([s for s, _ in merged], [e for _, e in merged])
-            fetches, rounds = fetches + 1, rounds + 1
         yield rounds
     finally:
-        for _ in range(fetches):
-            fobj.drop()
+        fobj.drop()

@@ -10,6 +10,8 @@ and read as usual.
 
 from __future__ import annotations
 
+import concurrent.futures
+from collections.abc import Callable
 from typing import Any
 
 import h5py
@@ -27,6 +29,8 @@ _SIEVE_BYTES = 64 * 1024
 #: metadata walk's rounds would cost more round trips than the transfer.
 _WHOLE_FILE_BYTES = 8 * 1024 * 1024
 _OPEN: dict[tuple[int, ...], Any] = {}  # HDF5 file number -> its RangeCachedFile (while open)
+#: Threads running the background fetches of open files (each waits on the network only).
+_WORKERS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="annio-h5-prefetch")
 
 
 class RangeCachedFile:
@@ -49,6 +53,10 @@ class RangeCachedFile:
         # the file's metadata structures, fetched ahead by prefetch_metadata
         self._meta_starts: list[int] = []
         self._meta: list[tuple[int, bytes]] = []
+        # a fetch running in a worker thread (start_background); its parts join _parts
+        # when a read misses or settle() is called
+        self._job: concurrent.futures.Future[list[tuple[int, bytes]]] | None = None
+        self._settled: set[int] = set()
 
     # -- the file-object protocol h5py uses ----------------------------------------------
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -66,7 +74,7 @@ class RangeCachedFile:
             i = bisect.bisect_right(starts, start) - 1
             if i >= 0:  # the ranges of one list do not overlap: the nearest one is the only candidate
                 s, data = parts[i]
-                if s + len(data) >= stop:
+                if s <= start and s + len(data) >= stop:
                     return data[start - s : stop - s]
         return None
 
@@ -74,6 +82,9 @@ class RangeCachedFile:
         if n is None or n < 0:
             n = max(0, self._size - self._pos)
         hit = self._find(self._pos, self._pos + n) if self._parts or self._pinned or self._meta else None
+        if hit is None and self._job is not None:  # perhaps in the bytes still arriving
+            self.settle()
+            hit = self._find(self._pos, self._pos + n)
         if hit is None:
             hit = self._read_cached(self._pos, n)
         self._pos += len(hit)
@@ -220,13 +231,50 @@ class RangeCachedFile:
             return
         starts, stops = [s for s, _ in todo], [e for _, e in todo]
         parts = self._cat_ranges(starts, stops)
+        self.keep(list(zip(starts, parts, strict=True)))  # only once it succeeded: a failed fetch is never dropped
+
+    def start_background(self, job: Callable[[], list[tuple[int, bytes]]]) -> int:
+        """Run ``job`` (fetches only: no h5py call) in a worker thread while the caller goes
+        on; the ``(start, bytes)`` parts it returns are kept like :meth:`fetch`'s once a read
+        misses or :meth:`settle` is called. Returns a token for :meth:`settled`."""
+        if self._job is not None:
+            self.settle()
+        self._job = _WORKERS.submit(job)
+        return id(self._job)
+
+    def settle(self) -> None:
+        """Wait for the background job, if any, and keep its parts (until :meth:`drop`). A
+        failed job is forgotten: reads then go to the remote file object, which reports
+        the failure if it persists."""
+        job, self._job = self._job, None
+        if job is None:
+            return
+        try:
+            parts = job.result()
+        except Exception:  # see the docstring
+            return
+        self.keep(parts)
+        self._settled.add(id(job))
+
+    def settled(self, token: int) -> bool:
+        """Whether the job of ``token`` succeeded and its parts were kept (asked once)."""
+        if token in self._settled:
+            self._settled.discard(token)
+            return True
+        return False
+
+    def keep(self, parts: list[tuple[int, bytes]]) -> None:
+        """Keep ``(start, bytes)`` parts fetched elsewhere like :meth:`fetch`'s (until :meth:`drop`)."""
+        self._insert(parts)
+        self._refs += 1
+
+    def _insert(self, parts: list[tuple[int, bytes]]) -> None:
         import bisect
 
-        for start, part in zip(starts, parts, strict=True):
+        for start, part in parts:
             i = bisect.bisect_right(self._starts, start)
             self._starts.insert(i, start)
             self._parts.insert(i, (start, bytes(part)))
-        self._refs += 1  # only once the fetch succeeded: a failed one is never dropped
 
     def drop(self) -> None:
         self._refs -= 1
