@@ -180,3 +180,20 @@ def test_lazy_h5ad_selection_reads_only_what_its_rounds_fetched(indexed_h5ad: Pa
         assert_equal(got, annio.read_h5ad(indexed_h5ad)[12_000:13_500])
     finally:
         lazy.file.close()
+
+
+def test_opening_a_remote_h5ad_asks_its_size_with_the_superblock(indexed_h5ad: Path, http_server: Any, latency_proxy: Any, monkeypatch: Any) -> None:
+    """The size request (HEAD) and the first range go out together: opening takes exactly the
+    metadata walk's rounds, not one more."""
+    from annio.io._storage import h5_meta, h5_ranges
+    from annio.io._storage.remote import open_h5_file_from_url
+
+    monkeypatch.setattr(h5_ranges, "_WHOLE_FILE_BYTES", 0)
+    data = indexed_h5ad.read_bytes()
+    _, walk_rounds = h5_meta.walk_metadata(lambda ranges: [data[s:e] for s, e in ranges], len(data))
+    proxy = latency_proxy(http_server.base_url, rtt=0.1)
+    with open_h5_file_from_url(f"{proxy.url}/concurrency/b.h5ad") as f:
+        stats = proxy.stats()
+        assert "obs" in f
+    assert stats["chain_depth"] <= walk_rounds, (stats, walk_rounds)
+    assert stats["peak_in_flight"] >= 2, stats
