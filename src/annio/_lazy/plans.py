@@ -26,21 +26,27 @@ import zarr
 
 from annio.io._storage import engine, prefetch
 
-__all__ = ["open_h5_datasets", "open_keys", "prefetching_lazy_object", "prefetching_selection"]
+__all__ = ["open_h5_objects", "open_keys", "prefetching_lazy_object", "prefetching_selection"]
 
 #: ids of the values the enclosing :func:`prefetching_selection` blocks planned (this thread)
 _PLANNED: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("annio_planned", default=frozenset())
 
 
-def _index_keys(frame: Any) -> list[str]:
+def _index_node(frame: Any) -> Any:
+    """The stored index of a dataframe node (None when it has none)."""
     from annio.io._storage.adapter import StorageGroup
 
     if not isinstance(frame, StorageGroup):
-        return []
+        return None
     index = frame.attrs.get("_index")
     if not isinstance(index, str) or index not in frame:
-        return []
-    return prefetch.plan_tree(frame[index]) or []
+        return None
+    return frame[index]
+
+
+def _index_keys(frame: Any) -> list[str]:
+    node = _index_node(frame)
+    return [] if node is None else prefetch.plan_tree(node) or []
 
 
 def open_keys(group: Any, *, load_annotation_index: bool = True) -> list[str] | None:
@@ -67,33 +73,26 @@ def open_keys(group: Any, *, load_annotation_index: bool = True) -> list[str] | 
     return keys
 
 
-def open_h5_datasets(group: Any, *, load_annotation_index: bool = True) -> list[Any]:
-    """The HDF5 datasets a lazy open of the AnnData in ``group`` reads whole — the ``uns``
-    tree (within ``settings.remote_prefetch_bytes``) and the obs/var indexes — when the file
-    was opened from a URL ([] otherwise: nothing to fetch ahead)."""
+def open_h5_objects(group: Any, *, load_annotation_index: bool = True) -> list[Any]:
+    """What a lazy open of the AnnData in an HDF5 file opened from a URL reads whole — the
+    obs/var indexes and the ``uns`` group — as h5py objects for
+    :func:`~annio.io._storage.h5_prefetch.prefetching_datasets` ([] for other stores:
+    nothing to fetch ahead)."""
     import h5py
 
+    from annio.io._storage.adapter import StorageGroup, wrap
     from annio.io._storage.h5_ranges import opened_from_url
-    from annio.settings import settings
 
     if not isinstance(group, h5py.Group) or not opened_from_url(group.file):
         return []
-    found: list[Any] = []
+    root = wrap(group)
+    nodes = [root["uns"]] if "uns" in root else []
     if load_annotation_index:
-        for name in ("obs", "var", "raw/var"):
-            frame = group.get(name)
-            index = frame.attrs.get("_index") if isinstance(frame, h5py.Group) else None
-            if isinstance(index, bytes):
-                index = index.decode()
-            if isinstance(index, str) and isinstance(frame.get(index), h5py.Dataset):
-                found.append(frame[index])
-    uns = group.get("uns")
-    if isinstance(uns, h5py.Group):
-        tree: list[Any] = []
-        uns.visititems(lambda _, obj: tree.append(obj) if isinstance(obj, h5py.Dataset) else None)
-        if sum(ds.id.get_storage_size() for ds in tree) <= settings.remote_prefetch_bytes:
-            found += tree
-    return found
+        frames = [root[k] for k in ("obs", "var") if k in root]
+        if isinstance(root.get("raw"), StorageGroup) and "var" in root["raw"]:
+            frames.append(root["raw"]["var"])
+        nodes += [n for n in map(_index_node, frames) if n is not None]
+    return [n.raw for n in nodes]
 
 
 # ----------------------------------------------------------------------------- selections
@@ -239,10 +238,7 @@ def _run_h5(fobj: Any, dense: list[tuple[Any, Any, Any]], sparse: list[tuple[Any
     try:
         fobj.fetch(*_columns(coalesce([s for s, _ in ranges], [e for _, e in ranges])))
         done.append(fobj)
-        # string columns: the heap collections their fetched references point to
-        strings = [(ds, a, b) for ds, a, b in dense if isinstance(ds, h5py.Dataset) and h5_prefetch.is_vlen_string(ds)]
-        refs = [r for ds, a, b in strings for r in h5_prefetch.reference_ranges(ds, a, b)]
-        ranges = h5_prefetch.heap_ranges(fobj, refs, h5_prefetch.sizeof_addr(strings[0][0]), some_rows=True) if strings else []
+        ranges = h5_prefetch.selection_heap_ranges(fobj, dense)  # string columns' heaps
         if later or ranges:
             for source, values in later:
                 starts, stops = zarr_read_span(*values())  # reads indptr: from memory now

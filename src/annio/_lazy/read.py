@@ -167,13 +167,13 @@ def read_lazy(store: Any, *, load_annotation_index: bool = True, storage_options
         reader = Reader(lazy=True)
         parts: dict[str, Any] = {}
         override = settings.override(check_uniqueness=False) if use_range else nullcontext()
-        from annio._lazy.plans import open_h5_datasets, open_keys
+        from annio._lazy.plans import open_h5_objects, open_keys
         from annio.io._storage.h5_prefetch import prefetching_datasets
         from annio.io._storage.prefetch import prefetching
 
         keys = open_keys(group, load_annotation_index=not use_range)
-        h5_datasets = open_h5_datasets(group, load_annotation_index=not use_range)
-        with override, prefetching(group, keys, overlap=True), prefetching_datasets(h5_datasets, overlap=True):
+        h5_objects = open_h5_objects(group, load_annotation_index=not use_range)
+        with override, prefetching(group, keys, overlap=True), prefetching_datasets(h5_objects, overlap=True):
             # what needs no prefetched object (arrays are opened, not read) is built while the
             # prefetch is in flight; the frames' indexes and uns, which read them, come last
             children = [k for k in _children(root, listable) if k in ANNDATA_KEYS]

@@ -15,17 +15,17 @@ collection shared with other datasets and larger than its strings here) is one m
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import h5py
 import numpy as np
 
-from annio.io._storage.h5_ranges import RangeCachedFile, cached_file_of, stored_item_size
+from annio.io._storage.h5_ranges import RangeCachedFile, cached_file_of, sizeof_addr, stored_item_size
 from annio.io._storage.ranges import MAX_GAP, coalesce
 
-__all__ = ["prefetching_datasets", "collection_ranges", "heap_ranges", "is_vlen_string", "reference_ranges", "sizeof_addr"]
+__all__ = ["prefetching_datasets", "collection_ranges", "selection_heap_ranges", "is_vlen_string", "reference_ranges"]
 
 #: HDF5's smallest global heap collection, the size it reads first when loading one.
 _MIN_COLLECTION = 4096
@@ -55,7 +55,7 @@ def _storage_ranges(fobj: RangeCachedFile, datasets: Sequence[h5py.Dataset]) -> 
             if table is None:
                 continue
             own = [(int(a), int(a) + int(n)) for a, n in zip(table.addresses.tolist(), table.sizes.tolist(), strict=True)]
-        own = [(s, min(e, fobj._size)) for s, e in own if fobj._size > s and e > s]
+        own = [(s, min(e, fobj.size)) for s, e in own if fobj.size > s and e > s]
         ranges += own
         if own and is_vlen_string(ds):
             strings.append((ds, own))
@@ -64,7 +64,7 @@ def _storage_ranges(fobj: RangeCachedFile, datasets: Sequence[h5py.Dataset]) -> 
                 # fetched along with them (a guess of 48 bytes a string; what it misses
                 # comes in the second round), the second round is often not needed
                 end = own[-1][1]
-                ranges.append((end, min(fobj._size, end + min(_GUESS_CAP, _GUESS_PER_STRING * int(ds.size)))))
+                ranges.append((end, min(fobj.size, end + min(_GUESS_CAP, _GUESS_PER_STRING * int(ds.size)))))
     return ranges, strings
 
 
@@ -110,10 +110,6 @@ def collection_ranges(refs: Sequence[bytes], sizeof_addr: int, eof: int, *, some
     return out
 
 
-def _held(fobj: RangeCachedFile, ranges: list[tuple[int, int]]) -> list[bytes | None]:
-    return [fobj._find(s, e) for s, e in ranges]
-
-
 def is_vlen_string(ds: h5py.Dataset) -> bool:
     """Whether ``ds`` holds variable-length strings stored without filters (its heap
     references can be read from its raw bytes)."""
@@ -138,21 +134,27 @@ def reference_ranges(ds: h5py.Dataset, starts: Any, stops: Any) -> list[tuple[in
     return [(offset + int(a) * size, offset + int(b) * size) for a, b in zip(starts.tolist(), stops.tolist(), strict=True) if b > a]
 
 
-def sizeof_addr(ds: h5py.Dataset) -> int:
-    """Bytes of a file address in the file holding ``ds``."""
-    return int(ds.file.id.get_create_plist().get_sizes()[0])
+Find = Callable[[int, int], "bytes | None"]
 
 
-def heap_ranges(fobj: RangeCachedFile, refs: Sequence[tuple[int, int]], address_bytes: int, *, some_rows: bool = False) -> list[tuple[int, int]]:
+def heap_ranges(find: Find, refs: Sequence[tuple[int, int]], address_bytes: int, eof: int, *, some_rows: bool = False) -> list[tuple[int, int]]:
     """The global heap collections (:func:`collection_ranges`) that the references in the
-    byte ranges ``refs`` of the file point to, leaving out those held already; ranges not
-    held themselves are skipped (nothing is fetched here). ``address_bytes``: see
-    :func:`sizeof_addr`; ``some_rows``: see :func:`collection_ranges`."""
-    if not refs:
+    byte ranges ``refs`` point to, leaving out those ``find(start, stop)`` already holds;
+    references not held themselves are skipped (nothing is fetched here)."""
+    held = [b for b in (find(s, e) for s, e in refs) if b is not None]
+    if not held:
         return []
-    parts = [part for part in _held(fobj, list(refs)) if part is not None]
-    heaps = collection_ranges(parts, address_bytes, fobj._size, some_rows=some_rows)
-    return [r for r, hit in zip(heaps, _held(fobj, heaps), strict=True) if hit is None]
+    return [r for r in collection_ranges(held, address_bytes, eof, some_rows=some_rows) if find(*r) is None]
+
+
+def selection_heap_ranges(fobj: RangeCachedFile, dense: Sequence[tuple[Any, Any, Any]]) -> list[tuple[int, int]]:
+    """For the row selections ``(dataset, starts, stops)`` of a load, whose rows ``fobj``
+    holds already: the heap collections the selected rows of its string datasets point to."""
+    strings = [(ds, a, b) for ds, a, b in dense if isinstance(ds, h5py.Dataset) and is_vlen_string(ds)]
+    if not strings:
+        return []
+    refs = [r for ds, a, b in strings for r in reference_ranges(ds, a, b)]
+    return heap_ranges(fobj.held, refs, sizeof_addr(strings[0][0]), fobj.size, some_rows=True)
 
 
 def _two_rounds(fobj: RangeCachedFile, ranges: list[tuple[int, int]], refs: list[tuple[int, int]], address_bytes: int) -> tuple[list[tuple[int, bytes]], int]:
@@ -165,36 +167,55 @@ def _two_rounds(fobj: RangeCachedFile, ranges: list[tuple[int, int]], refs: list
         for s, data in parts:
             if s <= start and stop <= s + len(data):
                 return data[start - s : stop - s]
-        return fobj._find(start, stop)
+        return fobj.held(start, stop)
 
     def fetch(wanted: list[tuple[int, int]]) -> int:
         todo = [r for r in coalesce([s for s, _ in wanted], [e for _, e in wanted], MAX_GAP) if find(*r) is None]
         if not todo:
             return 0
-        got = fobj._cat_ranges([s for s, _ in todo], [e for _, e in todo])
+        got = fobj.get_ranges([s for s, _ in todo], [e for _, e in todo])
         parts.extend(zip([s for s, _ in todo], got, strict=True))
         return 1
 
-    rounds = fetch(ranges) if ranges else 0
-    if refs:
-        held = [b for b in (find(s, e) for s, e in refs) if b is not None]
-        heaps = [r for r in collection_ranges(held, address_bytes, fobj._size) if find(*r) is None]
-        if heaps:
-            rounds += fetch(heaps)
+    rounds = fetch(ranges)
+    heaps = heap_ranges(find, refs, address_bytes, fobj.size)
+    if heaps:
+        rounds += fetch(heaps)
     return parts, rounds
 
 
+def _expand(objects: Sequence[Any]) -> list[h5py.Dataset]:
+    from annio.settings import settings
+
+    out: list[h5py.Dataset] = []
+    for obj in objects:
+        if isinstance(obj, h5py.Dataset):
+            out.append(obj)
+        elif isinstance(obj, h5py.Group):
+            tree = _datasets_below(obj)
+            if sum(ds.id.get_storage_size() for ds in tree) <= settings.remote_prefetch_bytes:
+                out += tree
+    return out
+
+
+def _datasets_below(group: h5py.Group) -> list[h5py.Dataset]:
+    tree: list[h5py.Dataset] = []
+    group.visititems(lambda _, o: tree.append(o) if isinstance(o, h5py.Dataset) else None)
+    return tree
+
+
 @contextmanager
-def prefetching_datasets(datasets: Sequence[Any], *, overlap: bool = False) -> Iterator[int]:
-    """Inside the block, HDF5 reads the values of ``datasets`` (h5py datasets of one remote
-    file) from memory: fetched on entry in at most two rounds of concurrent requests (the
+def prefetching_datasets(objects: Sequence[Any], *, overlap: bool = False) -> Iterator[int]:
+    """Inside the block, HDF5 reads the values of ``objects`` (h5py datasets of one remote
+    file, and groups: every dataset below one, when they hold at most
+    ``settings.remote_prefetch_bytes``) from memory: fetched on entry in at most two rounds of concurrent requests (the
     values, then the heap collections of the string datasets), dropped on exit. Yields the
     rounds made; 0 for local files and when there is nothing to fetch.
 
     With ``overlap`` the block starts at once, the fetch running in a worker thread (yields
     -1): work that reads none of these datasets goes on during the round trips, a read that
     needs them waits for them."""
-    datasets = [ds for ds in datasets if isinstance(ds, h5py.Dataset)]
+    datasets = _expand(objects)
     fobj = cached_file_of(datasets[0]) if datasets else None
     if fobj is None:
         yield 0
@@ -206,12 +227,12 @@ def prefetching_datasets(datasets: Sequence[Any], *, overlap: bool = False) -> I
         yield 0
         return
     if overlap:
-        token = fobj.start_background(lambda: _two_rounds(fobj, ranges, refs, address_bytes)[0])
+        job = fobj.start_background(lambda: _two_rounds(fobj, ranges, refs, address_bytes)[0])
         try:
             yield -1
         finally:
             fobj.settle()
-            if fobj.settled(token):
+            if job.exception() is None:  # settled, so kept: by a read that needed it, or just now
                 fobj.drop()
         return
     parts, rounds = _two_rounds(fobj, ranges, refs, address_bytes)

@@ -19,7 +19,7 @@ import h5py
 from annio.io._storage.gc_pause import gc_paused
 from annio.io._storage.ranges import wanted_units
 
-__all__ = ["RangeCachedFile", "register_open", "cached_file_of", "opened_from_url", "stored_item_size", "dataset_byte_ranges"]
+__all__ = ["RangeCachedFile", "register_open", "cached_file_of", "opened_from_url", "sizeof_addr", "stored_item_size", "dataset_byte_ranges"]
 
 
 #: HDF5 reads contiguous datasets through a sieve buffer of this many bytes: a prefetched
@@ -56,7 +56,6 @@ class RangeCachedFile:
         # a fetch running in a worker thread (start_background); its parts join _parts
         # when a read misses or settle() is called
         self._job: concurrent.futures.Future[list[tuple[int, bytes]]] | None = None
-        self._settled: set[int] = set()
 
     # -- the file-object protocol h5py uses ----------------------------------------------
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -189,7 +188,7 @@ class RangeCachedFile:
                 wanted.setdefault(ds.name, ds)
         if not wanted:
             return {ds.name: self._tables[ds.name] for ds in datasets if self._tables.get(ds.name) is not None}
-        sizeof_addr = int(next(iter(wanted.values())).file.id.get_create_plist().get_sizes()[0])
+        address_bytes = sizeof_addr(next(iter(wanted.values())))
         # the object headers, in one concurrent round (those HDF5 read lie all over the file)
         heads = {n: a for n, ds in wanted.items() if (a := h5_btree.header_address(ds)) is not None and a < self._size}
         # headers the metadata walk fetched are held whole (it follows their continuation
@@ -208,14 +207,14 @@ class RangeCachedFile:
 
         todo = []
         for name, ds in wanted.items():
-            root = h5_btree.btree_address(ds, read, sizeof_addr, self._size) if name in heads else None
+            root = h5_btree.btree_address(ds, read, address_bytes, self._size) if name in heads else None
             if root is None:
                 self._tables[name] = None
             else:
                 todo.append((ds, root))
         if todo:
             fetch = lambda ranges: self._ranges_from_memory_or_remote([s for s, _ in ranges], [e for _, e in ranges])
-            tables, nodes = h5_btree.read_chunk_tables(todo, fetch, sizeof_addr, self._size)
+            tables, nodes = h5_btree.read_chunk_tables(todo, fetch, address_bytes, self._size)
             self._tables.update(tables)
             for addr, data in nodes:
                 i = bisect.bisect_right(self._pinned_starts, addr)
@@ -233,14 +232,29 @@ class RangeCachedFile:
         parts = self._cat_ranges(starts, stops)
         self.keep(list(zip(starts, parts, strict=True)))  # only once it succeeded: a failed fetch is never dropped
 
-    def start_background(self, job: Callable[[], list[tuple[int, bytes]]]) -> int:
+    @property
+    def size(self) -> int:
+        """Bytes of the remote file."""
+        return self._size
+
+    def held(self, start: int, stop: int) -> bytes | None:
+        """Bytes ``start:stop`` when fetched already (metadata, chunk index nodes, prefetched
+        ranges), else None; makes no request."""
+        return self._find(start, stop)
+
+    def get_ranges(self, starts: list[int], stops: list[int]) -> list[bytes]:
+        """The byte ranges, fetched concurrently and not kept (see :meth:`keep`)."""
+        return self._cat_ranges(starts, stops)
+
+    def start_background(self, job: Callable[[], list[tuple[int, bytes]]]) -> concurrent.futures.Future[list[tuple[int, bytes]]]:
         """Run ``job`` (fetches only: no h5py call) in a worker thread while the caller goes
         on; the ``(start, bytes)`` parts it returns are kept like :meth:`fetch`'s once a read
-        misses or :meth:`settle` is called. Returns a token for :meth:`settled`."""
+        misses or :meth:`settle` is called. A job that succeeded has been kept once settled:
+        its caller drops it then."""
         if self._job is not None:
             self.settle()
         self._job = _WORKERS.submit(job)
-        return id(self._job)
+        return self._job
 
     def settle(self) -> None:
         """Wait for the background job, if any, and keep its parts (until :meth:`drop`). A
@@ -254,14 +268,6 @@ class RangeCachedFile:
         except Exception:  # see the docstring
             return
         self.keep(parts)
-        self._settled.add(id(job))
-
-    def settled(self, token: int) -> bool:
-        """Whether the job of ``token`` succeeded and its parts were kept (asked once)."""
-        if token in self._settled:
-            self._settled.discard(token)
-            return True
-        return False
 
     def keep(self, parts: list[tuple[int, bytes]]) -> None:
         """Keep ``(start, bytes)`` parts fetched elsewhere like :meth:`fetch`'s (until :meth:`drop`)."""
@@ -308,12 +314,17 @@ def cached_file_of(ds: Any) -> RangeCachedFile | None:
     return _OPEN.get(tuple(no) if isinstance(no, tuple) else (no,))
 
 
+def sizeof_addr(ds: h5py.Dataset) -> int:
+    """Bytes of a file address in the file holding ``ds``."""
+    return int(ds.file.id.get_create_plist().get_sizes()[0])
+
+
 def stored_item_size(ds: h5py.Dataset) -> int:
     """Bytes of one element of ``ds`` in the file. A variable-length value (string or
     sequence) is stored as its length and a global heap reference (4 + address + 4 bytes),
     not as the memory type's pointer that ``dtype.itemsize`` and HDF5's type size give."""
     if ds.dtype.kind == "O" or h5py.check_vlen_dtype(ds.dtype) is not None:
-        return 8 + int(ds.file.id.get_create_plist().get_sizes()[0])
+        return 8 + sizeof_addr(ds)
     return int(ds.dtype.itemsize)
 
 
