@@ -118,6 +118,9 @@ _OPTIONS = [
             "the parent's X at the view's positions and keeps the view (anndata 0.12)."),
     _Option("write_block_bytes", 256 * 2**20, _int_at_least(2**16),
             "Memory bound for streamed (block-wise) writes and conversions."),
+    _Option("direct_write_min_bytes", 2**16, _int_at_least(0),
+            "Files annio writes itself (zarr v3 shards) at least this large are written with "
+            "O_DIRECT, past the page cache, where the file system allows it (0: never)."),
     _Option("io_concurrency", 64, _int_at_least(1),
             "Requests kept in flight at once by remote reads (metadata, chunks, byte ranges)."),
     _Option("remote_prefetch_bytes", 2**30, _int_at_least(0),

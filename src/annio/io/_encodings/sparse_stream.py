@@ -9,6 +9,7 @@ memory stays at about one shard plus one input block.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,11 @@ import scipy.sparse as sp
 
 from annio.io._encodings.blocks import report_progress, row_blocks
 from annio.io._storage.adapter import StorageArray, StorageGroup
+from annio.io._storage.zarr_shards import can_write_direct
 from annio.settings import settings
+
+#: Writes whole shards of streamed arrays in the background (``data`` and ``indices`` at once).
+_WRITER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="annio-shard-writer")
 
 
 def _major_blocks(value: Any, fmt: str, n_major: int, row_bytes: int) -> Iterator[slice]:
@@ -58,9 +63,14 @@ class _Appender:
         self.array: StorageArray = group.create_empty_array(key, (0,), dtype, dataset_kwargs=kwargs, resizable=True)
         self.dtype = dtype
         self.block = (self.array.shards or self.array.chunks or (chunk,))[0]
-        self.length = 0
+        self.length = self.capacity = 0
         self.buffer = np.empty(self.block, dtype=dtype)
         self.filled = 0
+        # whole zarr shards are encoded and written by a worker while the next block is read
+        # (double-buffered, one write in flight); other stores write in the caller's thread
+        self.background = self.array.backend == "zarr" and can_write_direct(self.array.raw)
+        self.spare: np.ndarray | None = None
+        self.pending: Future | None = None
 
     def append(self, values: np.ndarray) -> None:
         start = 0
@@ -72,17 +82,35 @@ class _Appender:
             if self.filled == self.block:
                 self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
         if not self.filled:
             return
         n = self.filled
-        self.array.resize(self.length + n)
-        self.array.write(slice(self.length, self.length + n), self.buffer[:n])
+        self.wait()
+        if self.length + n > self.capacity or (final and self.length + n != self.capacity):
+            # each resize rewrites the array's metadata: grow geometrically, trim at the end
+            self.capacity = self.length + n if final else max(self.length + n, 2 * self.capacity)
+            self.array.resize(self.capacity)
+        where, values = slice(self.length, self.length + n), self.buffer[:n]
+        if self.background:
+            self.pending = _WRITER.submit(self.array.write, where, values)
+            self.spare, self.buffer = self.buffer, (self.spare if self.spare is not None else np.empty_like(self.buffer))
+        else:
+            self.array.write(where, values)
         self.length += n
         self.filled = 0
 
+    def wait(self) -> None:
+        """Wait for the write in flight (re-raising its error)."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
     def close(self) -> None:
-        self._flush()
+        self._flush(final=True)
+        self.wait()
+        if self.capacity != self.length:
+            self.array.resize(self.length)
 
 
 def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, ...], kwargs: dict, dataset_kwargs: Mapping[str, Any]) -> None:
@@ -99,19 +127,26 @@ def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, .
     stored = getattr(getattr(value, "_indptr_node", None), "dtype", None)
     nnz, given_int64 = 0, stored == np.int64 or _is_dask(value)
     row_bytes = max(1, int(n_minor * 0.05) * (dtype.itemsize + index_dtype.itemsize))  # ~5% dense guess
-    for sel in _major_blocks(value, fmt, n_major, row_bytes):
-        block = value[sel] if fmt == "csr" else value[:, sel]
-        if hasattr(block, "compute"):
-            block = block.compute()
-        block = sp.csr_matrix(block) if fmt == "csr" else sp.csc_matrix(block)
-        block.sort_indices()
-        data.append(block.data)
-        indices.append(block.indices)
-        indptr_parts.append(block.indptr[1:].astype(np.int64) + nnz)
-        nnz += block.nnz
-        report_progress(block.nnz)
-    data.close()
-    indices.close()
+    try:
+        for sel in _major_blocks(value, fmt, n_major, row_bytes):
+            block = value[sel] if fmt == "csr" else value[:, sel]
+            if hasattr(block, "compute"):
+                block = block.compute()
+            block = sp.csr_matrix(block) if fmt == "csr" else sp.csc_matrix(block)
+            block.sort_indices()
+            data.append(block.data)
+            indices.append(block.indices)
+            indptr_parts.append(block.indptr[1:].astype(np.int64) + nnz)
+            nnz += block.nnz
+            report_progress(block.nnz)
+        data.close()
+        indices.close()
+    finally:  # never leave a write running into a store the caller is about to discard
+        for appender in (data, indices):
+            try:
+                appender.wait()
+            except Exception:
+                pass
     indptr = np.concatenate(indptr_parts)
     small = nnz < np.iinfo(np.int32).max and not given_int64
     indptr_dtype = dataset_kwargs.get("indptr_dtype") or (np.int32 if small else np.int64)

@@ -35,6 +35,7 @@ from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
 from zarr.storage import LocalStore
 
 from annio.errors import FormatError
+from annio.io._storage.direct_write import write_file
 from annio.settings import settings
 
 __all__ = ["Layout", "can_write_direct", "write_shards", "write_rows", "create_with_data", "can_read_direct", "read_shards", "read_layout", "read_all", "decode_inner"]
@@ -296,10 +297,7 @@ def write_shards(arr: zarr.Array, data: np.ndarray, row0: int = 0) -> None:
                 path.unlink(missing_ok=True)
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as f:
-                for part in built[0]:
-                    f.write(part)
-                f.write(built[1])
+            write_file(path, [*built[0], built[1]])
 
         _pipelined(lay.grid(rows), start, finish)
 
