@@ -22,7 +22,7 @@ import math
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,15 +183,22 @@ def can_read_direct(arr: Any) -> bool:
 
 # ----------------------------------------------------------------------------- running jobs
 class _Runner:
-    """Submit jobs to a thread pool, or run them at once when the work is small."""
+    """Submit jobs to the shared coding pool, or run them at once when the work is small.
+
+    The pool lives for the process: streamed writes call :func:`write_shards` once per
+    shard, and a pool of fresh threads per call cost more than the small shards' coding.
+    Leaving the ``with`` block on an error cancels this runner's jobs not yet started."""
 
     def __init__(self, nbytes: int) -> None:
         threads = settings.resolved_io_threads
-        self.pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 and nbytes >= MIN_PARALLEL_BYTES else None
+        self.pool = _coding_pool(threads) if threads > 1 and nbytes >= MIN_PARALLEL_BYTES else None
+        self.futures: list[Future] = []
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         if self.pool is not None:
-            return self.pool.submit(fn, *args)
+            future = self.pool.submit(fn, *args)
+            self.futures.append(future)
+            return future
         future: Future = Future()
         future.set_result(fn(*args))
         return future
@@ -200,8 +207,20 @@ class _Runner:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
+        for future in self.futures:
+            future.cancel()
+        if exc[0] is not None:
+            wait(self.futures)  # none of them still touches the caller's buffers
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _coding_pool(threads: int) -> ThreadPoolExecutor:
+    pool = _POOLS.get(threads)
+    if pool is None:
+        pool = _POOLS.setdefault(threads, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="annio-coding"))
+    return pool
 
 
 def _pipelined(items: Iterator[Any], start: Callable[[Any], Any], finish: Callable[[Any], None]) -> None:
