@@ -32,6 +32,7 @@ from annio.io._root import build_adata, normalize_as_sparse, read_root, sparse_f
 from annio.io._storage.adapter import wrap
 from annio.io._storage.gc_pause import gc_paused
 from annio.io._storage.stores import (
+    H5_ALIGNMENT,
     _local_path,
     is_url,
     is_zip_path,
@@ -263,7 +264,7 @@ def write_h5ad(
         raise NotImplementedError(f"{filepath}: writing h5ad to remote locations is not supported")
     target = _local_path(filepath)
     with gc_paused(), atomic_output(target, directory=False) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", **H5_ALIGNMENT) as f:
             _write_root(f, adata, callback, ds_kwargs)
 
 

@@ -95,3 +95,97 @@ def test_refusing_file_system_gets_ordinary_write() -> None:
         assert path.read_bytes() == data[:1000] + data
     finally:
         path.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- DirectSink
+_write_ops = st.lists(
+    st.tuples(st.integers(0, 9000), st.integers(1, 20_000), st.booleans()),  # gap before, length, from a file
+    min_size=1,
+    max_size=8,
+)
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_write_ops, start=st.integers(0, 5000))
+def test_sink_writes_exactly_its_bytes(tmp_path: Path, ops: list[tuple[int, int, bool]], start: int) -> None:
+    """Writes in increasing order with gaps (aligned or not, contiguous or not), from memory
+    and copied from another file: the file holds them and nothing else changed."""
+    size = start + sum(g + n for g, n, _ in ops) + 5000
+    before = bytes(i % 239 for i in range(size))
+    path, source_path = tmp_path / "t.bin", tmp_path / "s.bin"
+    path.write_bytes(before)
+    source = os.urandom(30_000)
+    source_path.write_bytes(source)
+    expected = bytearray(before)
+    fallback = os.open(path, os.O_WRONLY)
+    src = os.open(source_path, os.O_RDONLY)
+    try:
+        sink = direct_write.DirectSink.open(path, fallback)
+        if _accepts_direct(tmp_path):
+            assert sink is not None
+        if sink is None:
+            pytest.skip("this file system refuses O_DIRECT")
+        offset = start
+        for gap, n, from_file in ops:
+            offset += gap
+            if from_file:
+                at = n % 7000
+                sink.copy_from(src, at, offset, n if at + n <= len(source) else len(source) - at)
+                n = min(n, len(source) - at)
+                expected[offset : offset + n] = source[at : at + n]
+            else:
+                data = os.urandom(n)
+                sink.write(offset, memoryview(data))
+                expected[offset : offset + n] = data
+            offset += n
+        sink.close()
+    finally:
+        os.close(fallback)
+        os.close(src)
+    assert path.read_bytes() == bytes(expected)
+
+
+def test_sink_crosses_its_buffer(tmp_path: Path) -> None:
+    n = 2 * direct_write._BUFFER_BYTES + 12_345
+    path = tmp_path / "t.bin"
+    path.write_bytes(b"\0" * (n + 10_000))
+    data = os.urandom(n)
+    fallback = os.open(path, os.O_WRONLY)
+    try:
+        sink = direct_write.DirectSink.open(path, fallback)
+        if sink is None:
+            pytest.skip("this file system refuses O_DIRECT")
+        sink.write(777, memoryview(data)[:1000])
+        sink.write(1777, memoryview(data)[1000:])
+        sink.close()
+    finally:
+        os.close(fallback)
+    got = path.read_bytes()
+    assert got[777 : 777 + n] == data and got[:777] == b"\0" * 777 and got[777 + n :] == b"\0" * (len(got) - 777 - n)
+
+
+def test_sink_is_off_with_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "t.bin"
+    path.write_bytes(b"x")
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        with annio.settings.override(direct_write_min_bytes=0):
+            assert direct_write.DirectSink.open(path, fd) is None
+    finally:
+        os.close(fd)
+
+
+def test_h5ad_files_align_large_objects(tmp_path: Path) -> None:
+    """annio's h5ad files start objects of 1 MiB or more on 4 KiB boundaries (what lets
+    their uncompressed chunks be written direct); small ones stay packed."""
+    import h5py
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    adata = annio.AnnData(X=rng.random((700, 500), dtype=np.float32), obsm={"small": rng.random((700, 3))})
+    annio.io.write_h5ad(tmp_path / "a.h5ad", adata)
+    with h5py.File(tmp_path / "a.h5ad", "r") as f:
+        assert f["X"].id.get_offset() % 4096 == 0
+        np.testing.assert_array_equal(f["X"][...], adata.X)
+    back = annio.read_h5ad(tmp_path / "a.h5ad")
+    np.testing.assert_array_equal(back.obsm["small"], adata.obsm["small"])

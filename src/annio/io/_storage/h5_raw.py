@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from annio.io._storage.adapter import StorageArray, StorageGroup
+from annio.io._storage.direct_write import DirectSink
 from annio.io._storage.h5_pread import chunk_addresses, plain_dataset, plain_file
 
 __all__ = ["preallocated", "RawTarget", "RawSource", "plain_dataset", "chunk_addresses"]
@@ -138,11 +139,16 @@ class RawTarget:
         self.dtype = ds.dtype
         self.extents = _Extents(ds)
         self._fd = os.open(ds.file.filename, os.O_WRONLY)
+        # the copies arrive in increasing file order: staged and written past the page cache
+        self._sink = DirectSink.open(ds.file.filename, self._fd)
         self._sources: dict[tuple[str, str], tuple[int, _Extents | None]] = {}
         self._buffer = np.empty(0, dtype=self.dtype)
 
     def close(self) -> None:
-        """Close the file descriptors this target opened."""
+        """Write what is staged and close the file descriptors this target opened."""
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            sink.close()
         for fd, _ in self._sources.values():
             if fd >= 0:
                 os.close(fd)
@@ -186,7 +192,10 @@ class RawTarget:
                     i += 1
                     src_offset, src_left = sources[i]
                 n = min(src_left, dst_left)
-                _copy(fd, self._fd, src_offset, dst_offset, n)
+                if self._sink is not None:
+                    self._sink.copy_from(fd, src_offset, dst_offset, n)
+                else:
+                    _copy(fd, self._fd, src_offset, dst_offset, n)
                 src_offset, src_left, dst_offset, dst_left = src_offset + n, src_left - n, dst_offset + n, dst_left - n
         return True
 
@@ -233,7 +242,10 @@ class RawTarget:
         view = memoryview(data).cast("B")
         done = 0
         for offset, nbytes in self.extents.runs(at, at + len(data)):
-            _write_all(self._fd, view[done : done + nbytes], offset)
+            if self._sink is not None:
+                self._sink.write(offset, view[done : done + nbytes])
+            else:
+                _write_all(self._fd, view[done : done + nbytes], offset)
             done += nbytes
 
 

@@ -27,6 +27,11 @@ from zarr.abc.store import Store
 
 from annio.errors import FormatError
 
+#: HDF5 files annio creates start objects of 1 MiB or more (the uncompressed chunks of the
+#: streamed writers among them) on 4 KiB boundaries, so they can be written past the page
+#: cache (:class:`~annio.io._storage.direct_write.DirectSink`); at most 4 KiB per object.
+H5_ALIGNMENT = {"alignment_threshold": 1 << 20, "alignment_interval": 4096}
+
 __all__ = [
     "HDF5_MAGIC",
     "is_url",
@@ -264,7 +269,7 @@ def open_write(store: Any, zarr_format: int | None = None, *, h5: bool | None = 
     if h5 is None:
         h5 = is_h5ad(store)
     if h5:
-        f = h5py.File(_local_path(store), "w")
+        f = h5py.File(_local_path(store), "w", **H5_ALIGNMENT)
         try:
             yield f
         finally:
