@@ -59,35 +59,36 @@ def process_maxrss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def files_under(path: Path) -> list[Path]:
+    """``path`` itself when it is a file, else every file in its tree."""
+    return [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+
+
 def evict(paths: list[Path]) -> None:
     """Ask the kernel to drop cached pages of every file under ``paths`` (no root needed)."""
-    for top in paths:
-        files = [top] if top.is_file() else [p for p in top.rglob("*") if p.is_file()]
-        for f in files:
-            fd = os.open(f, os.O_RDONLY)
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+    for f in (f for top in paths for f in files_under(top)):
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 def cache(paths: list[Path]) -> None:
     """Read every file under ``paths`` once, so that a warm run finds its inputs in the page
     cache whichever library ran before it (the large inputs do not all fit beside the
     outputs of earlier runs: the first run of a workload read them from disk)."""
-    for top in paths:
-        files = [top] if top.is_file() else [p for p in top.rglob("*") if p.is_file()]
-        for f in files:
-            with open(f, "rb", buffering=0) as fh:
-                while fh.read(8 << 20):
-                    pass
+    for f in (f for top in paths for f in files_under(top)):
+        with open(f, "rb", buffering=0) as fh:
+            while fh.read(8 << 20):
+                pass
 
 
 def flush(path: Path | None) -> None:
     """fsync every file under ``path`` so dirty pages do not leak into the next measurement."""
     if path is None or not path.exists():
         return
-    for f in [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]:
+    for f in files_under(path):
         fd = os.open(f, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -99,9 +100,7 @@ def disk_usage(path: Path | None) -> tuple[int | None, int | None]:
     """(apparent bytes, file count) of a file or directory tree."""
     if path is None or not path.exists():
         return None, None
-    if path.is_file():
-        return path.stat().st_size, 1
-    files = [p for p in path.rglob("*") if p.is_file()]
+    files = files_under(path)
     return sum(p.stat().st_size for p in files), len(files)
 
 

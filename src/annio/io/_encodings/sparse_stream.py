@@ -8,6 +8,7 @@ memory stays at about one shard plus one input block.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -17,7 +18,6 @@ import scipy.sparse as sp
 
 from annio.io._encodings.blocks import report_progress, row_blocks
 from annio.io._storage.adapter import StorageArray, StorageGroup
-from annio.io._storage.zarr_shards import can_write_direct
 from annio.settings import settings
 
 #: Writes whole shards of streamed arrays in the background (``data`` and ``indices`` at once).
@@ -68,7 +68,7 @@ class _Appender:
         self.filled = 0
         # whole zarr shards are encoded and written by a worker while the next block is read
         # (double-buffered, one write in flight); other stores write in the caller's thread
-        self.background = self.array.backend == "zarr" and can_write_direct(self.array.raw)
+        self.background = self.array.writes_whole_shards
         self.spare: np.ndarray | None = None
         self.pending: Future | None = None
 
@@ -143,10 +143,8 @@ def append_blocks(group: StorageGroup, value: Any, fmt: str, shape: tuple[int, .
         indices.close()
     finally:  # never leave a write running into a store the caller is about to discard
         for appender in (data, indices):
-            try:
+            with contextlib.suppress(Exception):  # the error in flight already propagates
                 appender.wait()
-            except Exception:
-                pass
     indptr = np.concatenate(indptr_parts)
     small = nnz < np.iinfo(np.int32).max and not given_int64
     indptr_dtype = dataset_kwargs.get("indptr_dtype") or (np.int32 if small else np.int64)

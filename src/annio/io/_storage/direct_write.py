@@ -4,9 +4,8 @@ A buffered write copies every byte into page-cache pages, and on a virtual machi
 free memory goes back to its host (free page reporting, memory ballooning) each such page is
 fresh host memory, faulted in on first touch: on the benchmark machine buffered writes of
 new files ran at 0.4 GB/s, ``O_DIRECT`` writes of the same bytes at 1.8 GB/s, device write
-included. The bytes are gathered into an aligned buffer that each thread reuses (so it stays
-mapped), written in aligned blocks; the tail shorter than one block is written after
-``O_DIRECT`` is cleared on the descriptor.
+included. The bytes are gathered into an aligned buffer (:class:`DirectSink`) and written in
+aligned blocks; pieces shorter than a block at either end go through an ordinary descriptor.
 
 Where the file system refuses ``O_DIRECT`` (tmpfs, some FUSE mounts) the file is written the
 ordinary way; ``settings.direct_write_min_bytes = 0`` turns direct writes off.
@@ -15,12 +14,10 @@ ordinary way; ``settings.direct_write_min_bytes = 0`` turns direct writes off.
 from __future__ import annotations
 
 import errno
-import fcntl
 import mmap
 import os
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 from annio.settings import settings
 
@@ -41,69 +38,35 @@ _refused: set[int] = set()  # st_dev of file systems that refused O_DIRECT
 def write_file(path: str | os.PathLike, parts: Sequence[bytes | bytearray | memoryview]) -> bool:
     """Write the concatenation of ``parts`` to ``path`` (created or truncated).
 
-    Returns True when the file was written with ``O_DIRECT``, False when written buffered
-    (small file, direct writes off, or the file system refused them).
+    Returns True when blocks of the file were written with ``O_DIRECT``, False when it was
+    written buffered (small file, direct writes off, or the file system refused them).
     """
     total = sum(memoryview(p).nbytes for p in parts)
     threshold = settings.direct_write_min_bytes
-    if _DIRECT and threshold and total >= max(threshold, _ALIGN):
-        try:
-            dev = os.stat(Path(path).parent).st_dev
-        except OSError:
-            dev = None
-        if dev not in _refused:
-            try:
-                _write_direct(path, parts)
-                return True
-            except OSError as exc:
-                if exc.errno not in _UNSUPPORTED:
-                    raise
-                if dev is not None:
-                    _refused.add(dev)
     with open(path, "wb") as f:
-        for part in parts:
-            f.write(part)
-    return False
+        sink = DirectSink.open(path, f.fileno(), buffer=_staging()) if threshold and total >= max(threshold, _ALIGN) else None
+        if sink is None:
+            for part in parts:
+                f.write(part)
+            return False
+        offset = 0
+        try:
+            for part in parts:
+                view = memoryview(part)
+                sink.write(offset, view)
+                offset += view.nbytes
+        finally:
+            sink.close()
+        return sink.direct_bytes > 0
 
 
-def _staging() -> tuple[mmap.mmap, memoryview]:
-    """This thread's page-aligned staging buffer (an anonymous mapping is page-aligned)."""
+def _staging() -> memoryview:
+    """This thread's page-aligned staging buffer, kept mapped (an anonymous mapping is
+    page-aligned; fresh pages for every file would cost what direct writes save)."""
     found = getattr(_local, "buffer", None)
     if found is None:
-        buf = mmap.mmap(-1, _BUFFER_BYTES)
-        found = _local.buffer = (buf, memoryview(buf))
+        found = _local.buffer = memoryview(mmap.mmap(-1, _BUFFER_BYTES))
     return found
-
-
-def _write_all(fd: int, view: memoryview) -> None:
-    while view.nbytes:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _write_direct(path: str | os.PathLike, parts: Sequence[bytes | bytearray | memoryview]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | _DIRECT, 0o666)
-    try:
-        _, view = _staging()
-        filled = 0
-        for part in parts:
-            source = memoryview(part).cast("B")
-            while source.nbytes:
-                take = min(_BUFFER_BYTES - filled, source.nbytes)
-                view[filled : filled + take] = source[:take]
-                filled += take
-                source = source[take:]
-                if filled == _BUFFER_BYTES:
-                    _write_all(fd, view)
-                    filled = 0
-        aligned = filled - filled % _ALIGN
-        if aligned:
-            _write_all(fd, view[:aligned])
-        if filled > aligned:
-            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_DIRECT)
-            _write_all(fd, view[aligned:filled])
-    finally:
-        os.close(fd)
 
 
 class DirectSink:
@@ -118,29 +81,34 @@ class DirectSink:
     :meth:`open` (None where direct writes are off or refused) and close it to flush.
     """
 
-    def __init__(self, fd: int, fallback_fd: int) -> None:
+    def __init__(self, fd: int, fallback_fd: int, dev: int, buffer: memoryview | None = None) -> None:
         self._fd = fd
         self._fallback = fallback_fd
-        self._buffer = mmap.mmap(-1, _BUFFER_BYTES)
-        self._view = memoryview(self._buffer)
+        self._dev = dev
+        self._view = buffer if buffer is not None else memoryview(mmap.mmap(-1, _BUFFER_BYTES))
+        self.direct_bytes = 0  # bytes written with O_DIRECT so far
         self._base = 0  # file offset of the buffer's first byte (aligned)
         self._start = 0  # first staged byte in the buffer (> 0 only for an unaligned start)
         self._filled = 0  # staged bytes end here in the buffer
 
     @classmethod
-    def open(cls, path: str | os.PathLike, fallback_fd: int) -> DirectSink | None:
+    def open(cls, path: str | os.PathLike, fallback_fd: int, buffer: memoryview | None = None) -> DirectSink | None:
         """A sink on ``path`` (which must exist), or None where ``O_DIRECT`` is off or
-        refused by the file system."""
+        refused by the file system. ``buffer``: a page-aligned staging buffer of
+        ``_BUFFER_BYTES`` to use (not shared with another open sink); default: its own."""
         if not _DIRECT or not settings.direct_write_min_bytes:
             return None
+        dev = None
         try:
             dev = os.stat(path).st_dev
             if dev in _refused:
                 return None
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | _DIRECT)
-        except OSError:
+        except OSError as exc:
+            if exc.errno in _UNSUPPORTED and dev is not None:
+                _refused.add(dev)
             return None
-        return cls(fd, fallback_fd)
+        return cls(fd, fallback_fd, dev, buffer)
 
     def _position(self, offset: int) -> None:
         """Make ``offset`` the end of the staged bytes, flushing what does not lead there."""
@@ -163,22 +131,26 @@ class DirectSink:
 
     def _write_span(self, lo: int, hi: int) -> None:
         """Write buffer bytes ``lo:hi`` to their file offsets: whole aligned blocks direct,
-        partial blocks at the ends through the fallback descriptor."""
+        partial blocks at the ends (and everything, once direct writes were refused)
+        through the fallback descriptor."""
         first = -(-lo // _ALIGN) * _ALIGN
         last = hi - hi % _ALIGN
-        if first >= last:
-            _pwrite_all(self._fallback, self._view[lo:hi], self._base + lo)
-            return
-        if first > lo:
-            _pwrite_all(self._fallback, self._view[lo:first], self._base + lo)
-        try:
-            _pwrite_all(self._fd, self._view[first:last], self._base + first)
-        except OSError as exc:
-            if exc.errno not in _UNSUPPORTED:
-                raise
-            _pwrite_all(self._fallback, self._view[first:last], self._base + first)
-        if hi > last:
-            _pwrite_all(self._fallback, self._view[last:hi], self._base + last)
+        if first < last and self._fd >= 0:
+            try:
+                _pwrite_all(self._fd, self._view[first:last], self._base + first)
+                self.direct_bytes += last - first
+            except OSError as exc:  # refused at the first write (some file systems open fine)
+                if exc.errno not in _UNSUPPORTED:
+                    raise
+                _refused.add(self._dev)
+                os.close(self._fd)
+                self._fd = -1
+            else:
+                for a, b in ((lo, first), (last, hi)):
+                    if b > a:
+                        _pwrite_all(self._fallback, self._view[a:b], self._base + a)
+                return
+        _pwrite_all(self._fallback, self._view[lo:hi], self._base + lo)
 
     def write(self, offset: int, data: memoryview) -> None:
         """Write ``data`` at file ``offset``."""
