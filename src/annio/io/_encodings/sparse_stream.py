@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from annio.io._encodings.blocks import report_progress, row_blocks
 from annio.io._storage.adapter import StorageArray, StorageGroup
+from annio.io._storage.zarr_shards import writes_whole_shards
 from annio.settings import settings
 
 #: Writes whole shards of streamed arrays in the background (``data`` and ``indices`` at once).
@@ -68,7 +69,7 @@ class _Appender:
         self.filled = 0
         # whole zarr shards are encoded and written by a worker while the next block is read
         # (double-buffered, one write in flight); other stores write in the caller's thread
-        self.background = self.array.writes_whole_shards
+        self.background = writes_whole_shards(self.array)
         self.spare: np.ndarray | None = None
         self.pending: Future | None = None
 

@@ -290,13 +290,6 @@ class StorageArray(StorageNode):
         if self.backend == "hdf5" or not zarr_shards.write_rows(self.raw, selection, values):
             self.raw[selection] = values
 
-    @property
-    def writes_whole_shards(self) -> bool:
-        """Whether writes of whole shards along axis 0 go straight to shard files (a zarr v3
-        array :func:`zarr_shards.can_write_direct` accepts): such writes may run in another
-        thread while the caller prepares the next one."""
-        return self.backend == "zarr" and zarr_shards.can_write_direct(self.raw)
-
     def resize(self, length: int) -> None:
         """Grow or shrink a 1-D array along its only axis."""
         self.raw.resize((length,))

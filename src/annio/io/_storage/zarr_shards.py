@@ -176,6 +176,11 @@ def can_write_direct(arr: Any) -> bool:
     return _layout(arr, writing=True) is not None
 
 
+def writes_whole_shards(array: Any) -> bool:
+    """Whether whole-shard writes of an adapter array go straight to files (see above)."""
+    return array.backend == "zarr" and can_write_direct(array.raw)
+
+
 def can_read_direct(arr: Any) -> bool:
     """Whether :func:`read_shards` can read ``arr``."""
     return _layout(arr, writing=False) is not None
@@ -183,11 +188,8 @@ def can_read_direct(arr: Any) -> bool:
 
 # ----------------------------------------------------------------------------- running jobs
 class _Runner:
-    """Submit jobs to the shared coding pool, or run them at once when the work is small.
-
-    The pool lives for the process: streamed writes call :func:`write_shards` once per
-    shard, and a pool of fresh threads per call cost more than the small shards' coding.
-    Leaving the ``with`` block on an error cancels this runner's jobs not yet started."""
+    """Jobs on the process-wide coding pool (streamed writes call once per shard), or at once
+    when the work is small; an error in the ``with`` block cancels the unstarted jobs."""
 
     def __init__(self, nbytes: int) -> None:
         threads = settings.resolved_io_threads
