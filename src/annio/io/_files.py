@@ -83,7 +83,7 @@ def read_h5ad(
     return _read_h5ad_parts(filename, storage_options, dict(as_sparse=targets, sparse_fmt=fmt, chunk_size=chunk_size))
 
 
-def _read_h5ad_parts(filename: Any, storage_options: Mapping[str, Any] | None, kwargs: dict[str, Any], data: bytes | None = None) -> Any:
+def _read_h5ad_parts(filename: Any, storage_options: Mapping[str, Any] | None, kwargs: dict[str, Any], data: Any = None) -> Any:
     """Read an h5ad (a URL: fetched with concurrent large ranges first, see
     :mod:`annio.io._storage.h5_remote`; ``data``: its bytes, already fetched)."""
     from annio.io._storage import h5_remote

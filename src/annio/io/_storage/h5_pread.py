@@ -84,14 +84,14 @@ def _plain_values(ds: h5py.Dataset) -> bool:
 
 
 # -- in-memory file images (a remote file fetched whole) ----------------------------------
-#: image bytes of the read-only core-driver files opened by ``h5_remote.open_h5_image``,
+#: image bytes of the read-only files opened by ``h5_remote.open_h5_image``,
 #: by their (unique) file name
 _IMAGES: dict[str, Any] = {}
 
 
 def register_image(name: str, image: Any) -> None:
     """Let :func:`read_into` copy the plain datasets of the image file ``name`` straight
-    from ``image`` (HDF5's core driver reads them at a few hundred MB/s)."""
+    from ``image`` (one copy, not HDF5 reading them through the file object)."""
     _IMAGES[name] = image
 
 
@@ -107,7 +107,7 @@ def _image_of(dataset: h5py.Dataset, out: np.ndarray) -> memoryview | None:
         return None
     try:
         f = dataset.file
-        image = _IMAGES.get(f.filename) if f.driver == "core" and f.mode == "r" else None
+        image = _IMAGES.get(f.filename) if f.driver == "fileobj" and f.mode == "r" else None
         if image is None or not (dataset.ndim == 1 or dataset.chunks is None) or not _plain_values(dataset):
             return None
     except (AttributeError, OSError, RuntimeError, ValueError):
